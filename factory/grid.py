@@ -1,0 +1,161 @@
+"""Expand the factory grid into RunSpecs, dropping impossible or pointless cells with reasons.
+
+A RunSpec is frozen configuration. Its id is the sha256 of its canonical JSON: the same id
+is the MLflow run tag, the Prefect task name, the registered model's name suffix and the
+artifact path, so one configuration can be followed through every system.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from factory.config import EvaluationConfig, ExclusionRule, FactoryConfig
+from model_zoo.registry import capabilities
+
+
+class RunSpec(BaseModel):
+    """One cell of the grid: everything that determines a trained model and its evaluation.
+
+    The lake version is deliberately not part of it: training the same RunSpec on newer data
+    makes a new version of the same registered model.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    arch: str
+    lookback: int
+    feature_set: str
+    feature_params: dict[str, int | float]
+    hparams: dict[str, Any]
+    evaluation: EvaluationConfig
+    symbols: tuple[str, ...]
+    seed: int
+
+    def canonical_json(self) -> str:
+        """JSON with sorted keys and no whitespace: the input of the id."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def id(self) -> str:
+        """sha256 hex digest of the canonical JSON."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    @property
+    def short_id(self) -> str:
+        """First 10 hex digits, for display only."""
+        return self.id[:10]
+
+    @property
+    def model_name(self) -> str:
+        """Registered model name: ``<arch>-<id>``."""
+        return f"{self.arch}-{self.id}"
+
+    def describe(self) -> str:
+        """One human line: arch, lookback, feature set and hyperparameters."""
+        hp = ",".join(f"{k}={v}" for k, v in sorted(self.hparams.items()))
+        return f"{self.arch} L={self.lookback} {self.feature_set} {hp}"
+
+
+@dataclass(frozen=True)
+class ExcludedCell:
+    """A grid cell that was dropped, and why."""
+
+    arch: str
+    lookback: int
+    feature_set: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class GridExpansion:
+    """The kept RunSpecs and the excluded cells of one expansion."""
+
+    specs: list[RunSpec]
+    excluded: list[ExcludedCell]
+
+
+def _capability_reason(arch: str, lookback: int, feature_set: str, config: FactoryConfig) -> str:
+    caps = capabilities(arch)
+    grid = config.grid
+    if caps.univariate and feature_set != grid.feature_sets[0]:
+        return (
+            f"{arch} is univariate (uses only ret_1, which every feature set carries): "
+            f"only feature set {grid.feature_sets[0]!r} is kept, the others would duplicate it"
+        )
+    if not caps.uses_lookback and lookback != min(grid.lookbacks):
+        return (
+            f"{arch} filters the whole history, the lookback only sets its warm-up: "
+            f"only lookback {min(grid.lookbacks)} is kept, the others would duplicate it"
+        )
+    return ""
+
+
+def _rule_matches(rule: ExclusionRule, arch: str, lookback: int, feature_set: str) -> bool:
+    return (
+        (not rule.architectures or arch in rule.architectures)
+        and (not rule.lookbacks or lookback in rule.lookbacks)
+        and (not rule.feature_sets or feature_set in rule.feature_sets)
+    )
+
+
+def _hparam_combinations(axes: dict[str, list[Any]], fixed: dict[str, Any]) -> list[dict]:
+    names = sorted(axes)
+    return [
+        {**fixed, **dict(zip(names, values, strict=True))}
+        for values in itertools.product(*(axes[n] for n in names))
+    ]
+
+
+def expand(config: FactoryConfig, symbols: tuple[str, ...] = ()) -> GridExpansion:
+    """Expand ``config.grid`` into RunSpecs.
+
+    Parameters
+    ----------
+    config : FactoryConfig
+        The loaded configuration (a profile already merged in).
+    symbols : tuple of str
+        The universe the specs train on (part of each spec's identity).
+
+    Returns
+    -------
+    GridExpansion
+        Kept specs in a deterministic order, and every excluded cell with its reason.
+    """
+    specs: list[RunSpec] = []
+    excluded: list[ExcludedCell] = []
+    grid = config.grid
+    for arch in grid.architectures:
+        combos = _hparam_combinations(
+            grid.architectures[arch].hparams, grid.architectures[arch].fixed
+        )
+        for lookback, feature_set in itertools.product(grid.lookbacks, grid.feature_sets):
+            reason = _capability_reason(arch, lookback, feature_set, config)
+            if not reason:
+                reason = next(
+                    (r.reason for r in grid.exclusions
+                     if _rule_matches(r, arch, lookback, feature_set)),
+                    "",
+                )
+            if reason:
+                excluded.append(ExcludedCell(arch, lookback, feature_set, reason))
+                continue
+            specs.extend(
+                RunSpec(
+                    arch=arch,
+                    lookback=lookback,
+                    feature_set=feature_set,
+                    feature_params=config.features[feature_set].params,
+                    hparams=hparams,
+                    evaluation=config.evaluation,
+                    symbols=symbols,
+                    seed=grid.seed,
+                )
+                for hparams in combos
+            )
+    return GridExpansion(specs=specs, excluded=excluded)
