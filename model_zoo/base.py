@@ -1,0 +1,128 @@
+"""The one protocol every architecture implements.
+
+Data reaches a model as sliding windows: ``X`` has shape ``(n, lookback, n_features)``
+(float32, already scaled by a scaler fitted on the training fold only) and ``y`` has shape
+``(n,)``: the forward return the window's last bar predicts. Windows of one asset are
+consecutive in time (row ``i + 1`` is row ``i`` shifted one bar); ``groups`` says which asset
+each row belongs to, so a model that needs contiguous series (ARIMA) can rebuild them.
+
+Sequence models consume the windows as they are, tabular models flatten them, univariate
+models read the single column named ``target_feature`` (the one-bar log return ``ret_1``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+
+import numpy as np
+
+TARGET_FEATURE = "ret_1"
+"""Feature every feature set provides: log(close_t / close_{t-1}); univariate models use it."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an architecture can consume; ``grid.expand`` drops cells that contradict it.
+
+    Attributes
+    ----------
+    family : str
+        One of ``"net"``, ``"tree"``, ``"linear"``, ``"econometric"``, ``"rl"``.
+    sequence : bool
+        Consumes windows as ordered sequences (otherwise flattens them).
+    univariate : bool
+        Uses only ``TARGET_FEATURE``; other feature sets would only duplicate the cell.
+    uses_lookback : bool
+        The lookback changes what the model sees (ARIMA filters the whole history instead).
+    multi_asset : bool
+        Trains one pooled model across assets.
+    gpu : bool
+        Can train on a GPU when one is present.
+    """
+
+    family: str
+    sequence: bool = False
+    univariate: bool = False
+    uses_lookback: bool = True
+    multi_asset: bool = True
+    gpu: bool = False
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything a model's constructor needs.
+
+    Attributes
+    ----------
+    hparams : Mapping[str, Any]
+        Architecture hyperparameters from the grid (validated by the model).
+    feature_names : tuple[str, ...]
+        Names of the last axis of ``X``, in order.
+    lookback : int
+        Window length (second axis of ``X``).
+    seed : int
+        Seed for every random number generator the model uses.
+    """
+
+    hparams: Mapping[str, Any]
+    feature_names: tuple[str, ...]
+    lookback: int
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SupervisedData:
+    """Windows, labels and asset groups for one split of one fold.
+
+    Attributes
+    ----------
+    X : np.ndarray
+        ``(n, lookback, n_features)`` float32 windows.
+    y : np.ndarray
+        ``(n,)`` float32 forward returns.
+    groups : np.ndarray
+        ``(n,)`` integer asset codes; rows of one group are consecutive windows in time order.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.X.ndim != 3:
+            raise ValueError(f"X must be (n, lookback, features); got shape {self.X.shape}")
+        if len(self.X) != len(self.y):
+            raise ValueError(f"X has {len(self.X)} rows but y has {len(self.y)}")
+        if self.groups is None:
+            object.__setattr__(self, "groups", np.zeros(len(self.y), dtype=np.int64))
+        elif len(self.groups) != len(self.y):
+            raise ValueError(f"groups has {len(self.groups)} rows but y has {len(self.y)}")
+
+
+@runtime_checkable
+class Model(Protocol):
+    """The protocol of every architecture in the zoo."""
+
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, config: ModelConfig) -> None: ...
+
+    def fit(self, train: SupervisedData, valid: SupervisedData | None = None) -> Self:
+        """Learn from ``train``; ``valid`` (later in time) drives early stopping if used."""
+        ...
+
+    def predict(self, X: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+        """Score each window of ``X``; returns ``(n,)`` float64 predicted forward returns."""
+        ...
+
+    def save(self, directory: Path) -> None:
+        """Write everything needed to rebuild the fitted model into ``directory``."""
+        ...
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        """Rebuild a fitted model that ``save`` wrote."""
+        ...
