@@ -1,0 +1,54 @@
+"""Rank the registry's latest versions with the selection policy, and render the leaderboard.
+
+Every figure shown is out-of-sample and after costs, with its config id and lake version.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from factory.config import SelectionConfig
+from factory.data.lake import Lake
+from factory.selection import SelectionResult, select
+
+COLUMNS = ("rank", "config", "spec_id", "sharpe", "max_drawdown", "win_rate", "stage",
+           "lake_version", "reason")
+
+
+def candidate_returns(lake: Lake, candidates: pl.DataFrame) -> dict[str, np.ndarray]:
+    """OOS return series of each candidate's run, aligned on the union of timestamps."""
+    table = lake.read_table("strategy_returns").filter(
+        pl.col("run_id").is_in(candidates["run_id"].to_list()))
+    wide = table.pivot(on="model_name", index="ts", values="ret").sort("ts")
+    return {name: wide[name].to_numpy() if name in wide.columns
+            else np.full(wide.height, np.nan) for name in candidates["model_name"]}
+
+
+def rank_candidates(policy: SelectionConfig, candidates: pl.DataFrame,
+                    returns: dict[str, np.ndarray]) -> SelectionResult:
+    """Apply the selection policy of conf/selection.yaml to the candidates."""
+    return select(candidates, returns, weights=policy.weights, top_k=policy.top_k,
+                  min_k=policy.min_k, max_correlation=policy.max_correlation,
+                  min_sharpe=policy.min_sharpe, min_obs=policy.min_obs)
+
+
+def leaderboard_table(candidates: pl.DataFrame, result: SelectionResult) -> pl.DataFrame:
+    """Join the selection's ranks and reasons onto the candidates' metrics and stages."""
+    joined = candidates.join(result.table, on="model_name", how="left")
+    return joined.sort("rank", nulls_last=True).select(
+        [c for c in COLUMNS if c in joined.columns])
+
+
+def leaderboard_markdown(table: pl.DataFrame) -> str:
+    """The leaderboard as a markdown table (Prefect artifact and README-friendly)."""
+    header = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "---|" * len(table.columns)
+    rows = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in table.iter_rows()]
+    return "\n".join([header, rule, *rows])
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "" if value is None else str(value)

@@ -1,0 +1,240 @@
+"""The ONLY module that imports mlflow: runs, artifacts, the registry, stages and aliases.
+
+One experiment holds every run. Each RunSpec is its own registered model
+(``<arch>-<spec id>``); each training logs a new version whose pyfunc flavour serves
+``Predictor.predict_frame``. Promotion sets the "Production" stage (deprecated in MLflow 3
+but still what the UI shows) AND the ``production`` alias (the supported mechanism).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import mlflow.pyfunc
+import numpy as np
+import polars as pl
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+
+from factory.paths import FactoryPaths
+from factory.training.fit import SpecOutcome
+from factory.training.plots import equity_drawdown_png
+from factory.training.predictor import Predictor
+
+EXPERIMENT = "model-factory"
+AUDIT_EXPERIMENT = "model-factory-selection"
+PRODUCTION = "Production"
+ALIAS = "production"
+MANAGED_TAG = "factory.managed"
+PIP_REQUIREMENTS = ["model-factory", "mlflow>=3.17,<3.19", "torch==2.13.0", "lightgbm",
+                    "statsmodels", "polars", "pandas", "numpy"]
+
+
+class FactoryPyfunc(mlflow.pyfunc.PythonModel):
+    """Pyfunc flavour of every architecture: a features frame in, one score per row out."""
+
+    def load_context(self, context) -> None:
+        self._predictor = Predictor(Path(context.artifacts["model_dir"]))
+
+    def predict(self, context, model_input, params=None):
+        return self._predictor.predict_frame(model_input)
+
+
+@dataclass(frozen=True)
+class StageChange:
+    """One registry transition made by the selection (for the audit log)."""
+
+    model_name: str
+    version: str
+    from_stage: str
+    to_stage: str
+
+
+def _flat_params(outcome: SpecOutcome) -> dict[str, str]:
+    spec = outcome.spec
+    params = {"arch": spec.arch, "lookback": spec.lookback, "feature_set": spec.feature_set,
+              "seed": spec.seed, "symbols": ",".join(spec.symbols)}
+    params |= {f"hp.{k}": v for k, v in spec.hparams.items()}
+    params |= {f"fs.{k}": v for k, v in spec.feature_params.items()}
+    params |= {f"eval.{k}": v for k, v in spec.evaluation.model_dump().items()}
+    return {k: str(v)[:500] for k, v in params.items()}
+
+
+class Tracker:
+    """MLflow tracking and registry for one FACTORY_HOME."""
+
+    def __init__(self, paths: FactoryPaths) -> None:
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or paths.tracking_uri
+        local = uri == paths.tracking_uri
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        self.client = MlflowClient(uri, uri)
+        self._artifact_root = paths.artifact_root if local else None
+        self.experiment_id = self._experiment(EXPERIMENT)
+
+    def _experiment(self, name: str) -> str:
+        """Id of experiment ``name``, created with an explicit artifact location if local."""
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment:
+            return experiment.experiment_id
+        location = (self._artifact_root / name).as_uri() if self._artifact_root else None
+        return self.client.create_experiment(name, artifact_location=location)
+
+    def log_outcome(self, outcome: SpecOutcome, lake_version: int, git_commit: str,
+                    profile: str) -> str:
+        """Record one trained (or FAILED) RunSpec; returns the MLflow run id."""
+        spec = outcome.spec
+        tags = {"spec_id": spec.id, "arch": spec.arch, "lake_version": str(lake_version),
+                "git_commit": git_commit, "profile": profile, MANAGED_TAG: "true",
+                "mlflow.runName": f"{spec.arch}-{spec.short_id}"}
+        run = self.client.create_run(self.experiment_id, tags=tags)
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in outcome.metrics.items()
+                     if np.isfinite(v)],
+            params=[Param(k, v) for k, v in _flat_params(outcome).items()],
+            tags=[RunTag("status_detail", outcome.status)],
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / "spec.json").write_text(spec.canonical_json())
+            if outcome.status == "FAILED":
+                (folder / "traceback.txt").write_text(outcome.error or "")
+            else:
+                outcome.oos.write_parquet(folder / "oos_predictions.parquet")
+                outcome.portfolio.write_parquet(folder / "oos_returns.parquet")
+                equity_drawdown_png(outcome.portfolio, folder / "equity_drawdown.png",
+                                    title=f"{spec.describe()}  [{spec.short_id}]")
+            self.client.log_artifacts(run_id, str(folder))
+        if outcome.status == "FINISHED":
+            self._register(outcome, run_id, lake_version)
+        self.client.set_terminated(run_id, status=outcome.status)
+        return run_id
+
+    def _register(self, outcome: SpecOutcome, run_id: str, lake_version: int) -> None:
+        spec = outcome.spec
+        with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=FactoryPyfunc(),
+                artifacts={"model_dir": outcome.model_dir},
+                pip_requirements=PIP_REQUIREMENTS,
+                registered_model_name=spec.model_name, await_registration_for=0,
+            )
+        version = str(info.registered_model_version)
+        self.client.set_registered_model_tag(spec.model_name, MANAGED_TAG, "true")
+        self.client.set_registered_model_tag(spec.model_name, "spec", spec.describe())
+        for key, value in {"spec_id": spec.id, "lake_version": str(lake_version),
+                           "run_id": run_id}.items():
+            self.client.set_model_version_tag(spec.model_name, version, key, value)
+
+    def trained_spec_ids(self, lake_version: int) -> set[str]:
+        """Spec ids with a FINISHED run on ``lake_version`` (re-running skips them)."""
+        runs = mlflow.search_runs(
+            experiment_ids=[self.experiment_id], output_format="list",
+            filter_string=(f"attributes.status = 'FINISHED' and tags.lake_version = "
+                           f"'{lake_version}' and tags.`{MANAGED_TAG}` = 'true'"))
+        return {r.data.tags["spec_id"] for r in runs}
+
+    def latest_versions(self) -> pl.DataFrame:
+        """Latest version of every factory-managed registered model, with its run's metrics.
+
+        Returns
+        -------
+        pl.DataFrame
+            ``model_name``, ``version``, ``stage``, ``run_id``, ``spec_id``, ``lake_version``
+            and one column per logged metric.
+        """
+        managed = {m.name for m in self._all_registered_models()
+                   if m.tags.get(MANAGED_TAG) == "true"}
+        latest: dict[str, object] = {}
+        for mv in self._all_model_versions():
+            if mv.name in managed and (mv.name not in latest
+                                       or int(mv.version) > int(latest[mv.name].version)):
+                latest[mv.name] = mv
+        if not latest:
+            return pl.DataFrame()
+        runs = {r.info.run_id: r for r in mlflow.search_runs(
+            experiment_ids=[self.experiment_id], output_format="list",
+            filter_string="attributes.status = 'FINISHED'")}
+        rows = []
+        for name, mv in sorted(latest.items()):
+            run = runs.get(mv.run_id)
+            if run is None:
+                continue
+            rows.append({"model_name": name, "version": str(mv.version),
+                         "stage": mv.current_stage, "run_id": mv.run_id,
+                         "spec_id": run.data.tags.get("spec_id", ""),
+                         "lake_version": run.data.tags.get("lake_version", ""),
+                         "config": run.data.tags.get("mlflow.runName", name),
+                         **run.data.metrics})
+        return pl.DataFrame(rows)
+
+    def apply_selection(self, chosen: list[str]) -> list[StageChange]:
+        """Promote the latest version of each chosen model, archive every other Production one.
+
+        Idempotent: a second call with the same ``chosen`` changes nothing and returns [].
+        """
+        latest = self.latest_versions()
+        latest_version = dict(zip(latest["model_name"], latest["version"], strict=True))
+        changes: list[StageChange] = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for mv in self._all_model_versions():
+                keep = mv.name in chosen and str(mv.version) == latest_version.get(mv.name)
+                if mv.current_stage == PRODUCTION and not keep:
+                    self.client.transition_model_version_stage(mv.name, mv.version, "Archived")
+                    changes.append(StageChange(mv.name, str(mv.version), PRODUCTION, "Archived"))
+            for name in chosen:
+                version = latest_version[name]
+                mv = self.client.get_model_version(name, version)
+                if mv.current_stage != PRODUCTION:
+                    self.client.transition_model_version_stage(name, version, PRODUCTION)
+                    changes.append(StageChange(name, version, mv.current_stage, PRODUCTION))
+                if ALIAS not in mv.aliases:
+                    self.client.set_registered_model_alias(name, ALIAS, version)
+            for model in self._all_registered_models():
+                if model.name not in chosen and ALIAS in (model.aliases or {}):
+                    self.client.delete_registered_model_alias(model.name, ALIAS)
+        return changes
+
+    def production_models(self) -> list[str]:
+        """Names of registered models with a version in the Production stage."""
+        return sorted({mv.name for mv in self._all_model_versions()
+                       if mv.current_stage == PRODUCTION})
+
+    def log_selection_audit(self, record: dict) -> None:
+        """Append one selection decision to the audit log (a run in its own experiment)."""
+        with mlflow.start_run(experiment_id=self._experiment(AUDIT_EXPERIMENT),
+                              run_name=f"selection-{record['decided_at']}",
+                              tags={"factory.kind": "selection"}):
+            mlflow.log_dict(record, "selection.json")
+
+    def _all_registered_models(self):
+        return _paged(self.client.search_registered_models, max_results=1000)
+
+    def _all_model_versions(self):
+        return _paged(self.client.search_model_versions, max_results=10000)
+
+
+def _paged(search, **kwargs) -> list:
+    items, token = [], None
+    while True:
+        page = search(page_token=token, **kwargs)
+        items.extend(page)
+        token = page.token
+        if not token:
+            return items
+
+
+def load_production_model(name: str):
+    """``mlflow.pyfunc.load_model("models:/<name>@production")`` for callers outside tracking."""
+    return mlflow.pyfunc.load_model(f"models:/{name}@{ALIAS}")

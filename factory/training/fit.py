@@ -1,0 +1,188 @@
+"""One RunSpec end to end: windows -> purged walk-forward folds -> out-of-sample predictions
+-> positions traded at the next bar -> costed returns -> metrics, and the fitted model saved.
+
+One pooled model is trained per fold on every asset of the universe; the portfolio return of
+a bar is the equal-weighted mean of the assets' strategy returns. The model saved for the
+registry is the last fold's: its out-of-sample period is the most recent one reported.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from factory.evaluation.metrics import infer_periods_per_year, prediction_metrics, trading_metrics
+from factory.evaluation.signals import positions_from_scores, strategy_returns
+from factory.grid import RunSpec
+from factory.training.datasets import DatasetRef, load_bars, load_features
+from factory.training.splits import Fold, label_forward_returns, walk_forward_folds
+from factory.training.windows import FeatureScaler, sliding_windows
+from feature_sets import feature_names
+from model_zoo.base import ModelConfig, SupervisedData
+from model_zoo.registry import build_model
+
+LABEL_HORIZON = 2
+"""Bars from the decision bar to the end of its label (trade at t+1, hold to t+2)."""
+
+
+@dataclass
+class Panel:
+    """Every window of the universe for one (feature set, lookback), sorted by (asset, time)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    ts: np.ndarray
+    symbols: tuple[str, ...]
+    feature_names: tuple[str, ...]
+
+
+@dataclass
+class SpecOutcome:
+    """What training one RunSpec produced; plain data, so it crosses process boundaries."""
+
+    spec: RunSpec
+    status: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    oos: pl.DataFrame | None = None
+    portfolio: pl.DataFrame | None = None
+    model_dir: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def build_panel(spec: RunSpec, ref: DatasetRef) -> Panel:
+    """Windows and labels of every asset for ``spec``'s feature set and lookback."""
+    bars = load_bars(ref)
+    features = load_features(ref, spec.feature_set, spec.feature_params)
+    parts_X, parts_y, parts_g, parts_ts = [], [], [], []
+    names: tuple[str, ...] = ()
+    for code, symbol in enumerate(ref.symbols):
+        frame = features[symbol]
+        names = feature_names(frame)
+        asset_bars = bars.filter(pl.col("symbol") == symbol).sort("ts")
+        if asset_bars["ts"].to_list() != frame["ts"].to_list():
+            raise ValueError(f"features of {symbol} are not aligned with its bars")
+        prices = asset_bars[spec.evaluation.execution_price].to_numpy()
+        labels = label_forward_returns(prices, horizon=LABEL_HORIZON)
+        X, ends = sliding_windows(frame.select(names).to_numpy(), spec.lookback)
+        labelled = np.isfinite(labels[ends])
+        parts_X.append(X[labelled])
+        parts_y.append(labels[ends][labelled])
+        parts_g.append(np.full(int(labelled.sum()), code, dtype=np.int64))
+        parts_ts.append(frame["ts"].to_numpy()[ends][labelled])
+    return Panel(
+        X=np.concatenate(parts_X), y=np.concatenate(parts_y).astype(np.float32),
+        groups=np.concatenate(parts_g), ts=np.concatenate(parts_ts),
+        symbols=ref.symbols, feature_names=names,
+    )
+
+
+def _subset(panel: Panel, scaler: FeatureScaler, rows: np.ndarray) -> SupervisedData:
+    return SupervisedData(X=scaler.transform(panel.X[rows]), y=panel.y[rows],
+                          groups=panel.groups[rows])
+
+
+def _fit_fold(spec: RunSpec, panel: Panel, fold: Fold, positions_of: np.ndarray):
+    train = np.isin(positions_of, fold.train)
+    valid = np.isin(positions_of, fold.valid)
+    test = np.isin(positions_of, fold.test)
+    scaler = FeatureScaler.fit(panel.X[train][:, -1, :])
+    config = ModelConfig(hparams=spec.hparams, feature_names=panel.feature_names,
+                         lookback=spec.lookback, seed=spec.seed)
+    started = time.perf_counter()
+    model = build_model(spec.arch, config).fit(
+        _subset(panel, scaler, train), _subset(panel, scaler, valid) if valid.any() else None
+    )
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    test_data = _subset(panel, scaler, test)
+    scores = model.predict(test_data.X, test_data.groups)
+    predict_seconds = time.perf_counter() - started
+    train_data = _subset(panel, scaler, train)
+    train_scores = model.predict(train_data.X, train_data.groups)
+    signal_scale = float(np.std(train_scores)) or 1.0
+    return model, scaler, test, scores, signal_scale, fit_seconds, predict_seconds
+
+
+def _save_model(spec: RunSpec, panel: Panel, model, scaler, signal_scale, directory: Path):
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(directory / "model")
+    scaler.save(directory / "scaler.json")
+    meta = {"spec_id": spec.id, "arch": spec.arch, "lookback": spec.lookback,
+            "feature_set": spec.feature_set, "feature_params": spec.feature_params,
+            "feature_names": list(panel.feature_names), "signal_scale": signal_scale}
+    (directory / "meta.json").write_text(json.dumps(meta, indent=2))
+
+
+def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path) -> SpecOutcome:
+    """Train and evaluate ``spec`` out of sample; save the last fold's model to ``model_dir``.
+
+    Returns
+    -------
+    SpecOutcome
+        Status FINISHED with metrics, per-asset OOS rows and the portfolio return series.
+    """
+    panel = build_panel(spec, ref)
+    timeline = np.unique(panel.ts)
+    positions_of = np.searchsorted(timeline, panel.ts)
+    ev = spec.evaluation
+    folds = walk_forward_folds(
+        len(timeline), n_folds=ev.n_folds, test_fraction=ev.test_fraction,
+        valid_fraction=ev.valid_fraction, horizon=LABEL_HORIZON, embargo=ev.embargo_bars,
+        max_train=ev.max_train_bars,
+    )
+    oos_parts, fit_seconds, predict_seconds, n_predicted = [], 0.0, 0.0, 0
+    for fold in folds:
+        model, scaler, test, scores, scale, fit_s, pred_s = _fit_fold(
+            spec, panel, fold, positions_of)
+        fit_seconds += fit_s
+        predict_seconds += pred_s
+        n_predicted += int(test.sum())
+        oos_parts.append(pl.DataFrame({
+            "symbol": np.asarray(panel.symbols)[panel.groups[test]], "ts": panel.ts[test],
+            "fold": np.full(int(test.sum()), fold.index), "score": scores.astype(np.float64),
+            "position": positions_from_scores(scores, scale),
+            "label": panel.y[test].astype(np.float64),
+        }))
+    _save_model(spec, panel, model, scaler, scale, model_dir)
+    oos = pl.concat(oos_parts).sort("symbol", "ts")
+    costed = [
+        strategy_returns(g["position"].to_numpy(), g["label"].to_numpy(), ev.cost_bps)
+        for g in oos.partition_by("symbol", maintain_order=True)
+    ]
+    oos = oos.with_columns(pl.Series("strategy_return", np.concatenate(costed)))
+    portfolio = oos.group_by("ts").agg(pl.col("strategy_return").mean().alias("ret")).sort("ts")
+    returns = portfolio["ret"].to_numpy()
+    metrics = trading_metrics(returns, infer_periods_per_year(portfolio["ts"].to_numpy()))
+    metrics |= prediction_metrics(oos["score"].to_numpy(), oos["label"].to_numpy())
+    metrics |= {
+        "fit_seconds": fit_seconds,
+        "predict_ms_per_1k": 1e6 * predict_seconds / max(n_predicted, 1),
+        "turnover": float(oos.select(pl.col("position").diff().abs().over("symbol").mean()).item()
+                          or 0.0),
+        "n_folds": float(len(folds)),
+    }
+    return SpecOutcome(spec=spec, status="FINISHED", metrics=metrics, oos=oos,
+                       portfolio=portfolio, model_dir=str(model_dir))
+
+
+def run_chunk(specs: list[RunSpec], ref: DatasetRef, runs_root: Path) -> list[SpecOutcome]:
+    """Evaluate each spec; a failing spec is recorded FAILED with its traceback, others go on."""
+    outcomes = []
+    for spec in specs:
+        model_dir = runs_root / spec.id / f"v{ref.lake_version}"
+        started = time.perf_counter()
+        try:
+            outcome = evaluate_spec(spec, ref, model_dir)
+        except Exception:  # noqa: BLE001 - one bad config must not stop the factory
+            outcome = SpecOutcome(spec=spec, status="FAILED", error=traceback.format_exc())
+        outcome.seconds = time.perf_counter() - started
+        outcomes.append(outcome)
+    return outcomes

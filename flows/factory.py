@@ -1,0 +1,130 @@
+"""The factory flow: expand the grid, build features once, fan training out over processes,
+log every outcome to MLflow and the OOS returns to the lake.
+
+Training is mapped over chunks of RunSpecs (a mapped task costs milliseconds; a RunSpec
+seconds to minutes). Outcomes are logged from the flow's process as they complete, so only
+one process writes the sqlite tracking store and the Delta tables.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+
+from prefect import flow, unmapped
+from prefect.futures import as_completed
+from prefect.task_runners import ProcessPoolTaskRunner
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from factory.config import FactoryConfig, load_config
+from factory.data.lake import Lake
+from factory.grid import RunSpec, expand
+from factory.paths import PROJECT_ROOT, configure_environment
+from factory.tracking import Tracker
+from factory.training.datasets import DatasetRef, cache_bars
+from tasks.tracking import log_outcome_task
+from tasks.training import build_features_task, train_chunk_task
+
+DEMO_SYMBOLS = ("NASDAQ", "SP500")
+
+
+@dataclass
+class FactoryRunSummary:
+    """What one factory run did, and where its wall time went (bench/ reads the timings)."""
+
+    profile: str
+    lake_version: int
+    n_specs: int
+    n_skipped: int = 0
+    finished: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def git_commit() -> str:
+    """The project's current commit, or 'unknown' outside a git checkout."""
+    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, check=False)
+    return result.stdout.strip() or "unknown"
+
+
+def resolve_symbols(config: FactoryConfig, lake: Lake) -> tuple[str, ...]:
+    """The universe: configured symbols, the demo pair, or every symbol in the lake."""
+    available = set(lake.symbols())
+    wanted = config.data.symbols or (DEMO_SYMBOLS if config.data.source == "demo"
+                                     else tuple(sorted(available)))
+    missing = sorted(set(wanted) - available)
+    if missing:
+        hint = "--source demo" if config.data.source == "demo" else "PATH..."
+        raise ValueError(f"symbols {missing} are not in the lake at {lake.root}: "
+                         f"run `factory ingest {hint}` first")
+    return tuple(sorted(wanted))
+
+
+def _chunks(specs: list[RunSpec], size: int) -> list[list[RunSpec]]:
+    return [specs[i:i + size] for i in range(0, len(specs), size)]
+
+
+@flow(name="factory", task_runner=ProcessPoolTaskRunner(max_workers=2))
+def factory_flow(profile: str = "demo", force: bool = False) -> dict:
+    """Train, evaluate and log every RunSpec of ``profile`` on the lake's latest version.
+
+    Parameters
+    ----------
+    profile : str
+        conf/profiles/<profile>.yaml merged over conf/.
+    force : bool
+        Retrain specs already trained on this lake version (otherwise they are skipped).
+    """
+    started = time.perf_counter()
+    config = load_config(profile)
+    paths = configure_environment()
+    lake = Lake(paths.lake)
+    version = lake.version()
+    if version is None:
+        raise ValueError(f"the lake at {paths.lake} is empty: run `factory ingest` first")
+    symbols = resolve_symbols(config, lake)
+    specs = expand(config, symbols).specs
+    tracker = Tracker(paths)
+    done = set() if force else tracker.trained_spec_ids(version)
+    todo = [s for s in specs if s.id not in done]
+    summary = FactoryRunSummary(profile, version, len(specs), n_skipped=len(specs) - len(todo))
+
+    ref = DatasetRef(paths.cache, version, symbols)
+    cache_bars(lake, ref)
+    for feature_set in sorted({s.feature_set for s in todo}):
+        build_features_task(ref, feature_set, config.features[feature_set].params)
+    summary.seconds["features"] = time.perf_counter() - started
+
+    chunks = _chunks(todo, config.execution.chunk_size)
+    futures = train_chunk_task.map(
+        chunks, ref=unmapped(ref), runs_root=unmapped(paths.runs),
+        label=[f"{len(c)}-specs-{c[0].short_id}" for c in chunks],
+    )
+    logging_seconds, train_seconds, commit = 0.0, 0.0, git_commit()
+    columns = (TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns) as progress:
+        bar = progress.add_task("", total=len(todo))
+        for future in as_completed(futures):
+            for outcome in future.result():
+                tick = time.perf_counter()
+                log_outcome_task(tracker, lake, outcome, version, commit, profile)
+                logging_seconds += time.perf_counter() - tick
+                train_seconds += outcome.seconds
+                bucket = summary.finished if outcome.status == "FINISHED" else summary.failed
+                bucket.append(outcome.spec.id)
+                progress.update(bar, advance=1, description=(
+                    f"{outcome.spec.describe()} -> {outcome.status} "
+                    f"sharpe={outcome.metrics.get('sharpe', float('nan')):.2f}"))
+    summary.seconds |= {"training_worker_total": train_seconds, "mlflow_logging": logging_seconds,
+                        "total": time.perf_counter() - started}
+    return asdict(summary)
+
+
+def run_factory(profile: str, workers: int | None = None, force: bool = False) -> dict:
+    """Run the factory flow with ``workers`` processes (default: the profile's setting)."""
+    workers = workers or load_config(profile).execution.workers
+    runner = ProcessPoolTaskRunner(max_workers=workers)
+    return factory_flow.with_options(task_runner=runner)(profile=profile, force=force)

@@ -1,0 +1,45 @@
+"""The selection flow: rank the latest model versions, promote the top K to Production (stage
+and alias), archive the rest, publish the leaderboard and keep an audit record. Idempotent:
+run twice on the same registry it changes nothing the second time."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from factory.config import load_config
+from factory.data.lake import Lake
+from factory.leaderboard import (
+    candidate_returns,
+    leaderboard_markdown,
+    leaderboard_table,
+    rank_candidates,
+)
+from factory.paths import configure_environment
+from factory.tracking import Tracker
+
+
+@flow(name="selection")
+def selection_flow(profile: str = "demo") -> dict:
+    """Promote the policy's chosen models to Production; returns chosen names and changes."""
+    policy = load_config(profile).selection
+    paths = configure_environment()
+    tracker = Tracker(paths)
+    candidates = tracker.latest_versions()
+    if candidates.is_empty():
+        raise ValueError("no trained model versions in the registry: run `factory run` first")
+    result = rank_candidates(policy, candidates, candidate_returns(Lake(paths.lake), candidates))
+    changes = tracker.apply_selection(result.chosen)
+    table = leaderboard_table(tracker.latest_versions(), result)
+    markdown = leaderboard_markdown(table)
+    create_markdown_artifact(markdown=markdown, key="leaderboard",
+                             description="Model Factory leaderboard (OOS, after costs)")
+    record = {"decided_at": datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"), "profile": profile,
+              "chosen": result.chosen, "changes": [asdict(c) for c in changes],
+              "reasons": dict(zip(result.table["model_name"], result.table["reason"],
+                                  strict=True))}
+    tracker.log_selection_audit(record)
+    return {"chosen": result.chosen, "changes": record["changes"], "leaderboard": markdown}

@@ -1,0 +1,132 @@
+"""The ci profile end to end: ingest -> factory flow -> selection, through a real Prefect API
+(prefect_test_harness), a real sqlite MLflow and real Delta tables in a temporary home."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import polars as pl
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+from typer.testing import CliRunner
+
+from factory.cli import app
+from factory.data.lake import Lake
+from factory.data.sources import synthetic_bars
+from factory.paths import factory_paths
+from factory.tracking import ALIAS, PRODUCTION, Tracker, load_production_model
+from feature_sets import build_features
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A FACTORY_HOME with planted-signal bars ingested, the ci factory run and one selection."""
+    root = tmp_path_factory.mktemp("factory_home")
+    saved = dict(os.environ)
+    for key in ("MLFLOW_TRACKING_URI", "PREFECT_HOME", "PREFECT_API_URL"):
+        os.environ.pop(key, None)
+    os.environ["FACTORY_HOME"] = str(root)
+    bars = synthetic_bars(symbols=("AAA", "BBB"), n_bars=700, seed=11, signal=0.5)
+    bars.write_csv(root / "bars.csv")
+    with prefect_test_harness(server_startup_timeout=120):
+        from flows.factory import run_factory
+        from flows.ingest import ingest_flow
+        from flows.runtime import shared_prefect_api
+        from flows.selection import selection_flow
+
+        with shared_prefect_api():
+            ingest = ingest_flow(sources=[str(root / "bars.csv")])
+            summary = run_factory("ci")
+            first = selection_flow(profile="ci")
+            second = selection_flow(profile="ci")
+            rerun = run_factory("ci")
+    yield {"root": root, "bars": bars, "ingest": ingest, "summary": summary,
+           "first": first, "second": second, "rerun": rerun}
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_every_ci_config_trained_and_logged(home):
+    summary = home["summary"]
+    assert summary["failed"] == []
+    assert len(summary["finished"]) == summary["n_specs"] == 4
+    tracker = Tracker(factory_paths())
+    latest = tracker.latest_versions()
+    assert latest.height == 4
+    assert set(latest["lake_version"]) == {str(home["ingest"]["version"])}
+    assert latest["sharpe"].is_finite().all()
+
+
+def test_models_learn_the_planted_signal_out_of_sample(home):
+    latest = Tracker(factory_paths()).latest_versions()
+    assert latest["directional_accuracy"].max() > 0.55
+    assert latest["sharpe"].max() > 0.5
+
+
+def test_selection_promotes_top_k_with_stage_and_alias(home):
+    tracker = Tracker(factory_paths())
+    production = tracker.production_models()
+    assert production == sorted(home["first"]["chosen"])
+    assert 2 <= len(production) <= 3
+    for name in production:
+        versions = tracker.client.search_model_versions(f"name='{name}'")
+        assert [v.current_stage for v in versions] == [PRODUCTION]
+        assert tracker.client.get_model_version_by_alias(name, ALIAS).current_stage == PRODUCTION
+    assert "| rank |" in home["first"]["leaderboard"]
+
+
+def test_selection_twice_changes_nothing_the_second_time(home):
+    assert home["first"]["changes"]
+    assert home["second"]["changes"] == []
+    assert home["second"]["chosen"] == home["first"]["chosen"]
+
+
+def test_rerun_on_the_same_lake_version_skips_trained_specs(home):
+    assert home["rerun"]["n_skipped"] == 4
+    assert home["rerun"]["finished"] == []
+
+
+def test_production_model_serves_a_features_frame(home):
+    name = home["first"]["chosen"][0]
+    model = load_production_model(name)
+    arch = name.split("-")[0]
+    frame = build_features("raw_ohlcv", home["bars"].filter(pl.col("symbol") == "AAA"))
+    scores = model.predict(frame.drop("ts").to_pandas())
+    assert len(scores) == frame.height, arch
+    assert np.isfinite(scores[-200:]).all()
+    assert np.std(scores[-200:]) > 0
+
+
+def test_oos_returns_are_in_the_lake_with_version_and_run(home):
+    table = Lake(factory_paths().lake).read_table("strategy_returns")
+    latest = Tracker(factory_paths()).latest_versions()
+    assert set(table["run_id"]) == set(latest["run_id"])
+    assert set(table["lake_version"]) == {home["ingest"]["version"]}
+
+
+def test_ingesting_a_corrupted_csv_fails_and_leaves_the_lake_unchanged(home):
+    lake = Lake(factory_paths().lake)
+    before_version, before = lake.version(), lake.read_bars()
+    bad = home["bars"].with_columns(
+        pl.when(pl.int_range(pl.len()) < 3).then(None).otherwise(pl.col("close")).alias("close"))
+    path = home["root"] / "corrupted.csv"
+    bad.write_csv(path)
+    result = CliRunner().invoke(app, ["ingest", "--source", str(path)])
+    assert result.exit_code != 0
+    assert "corrupted.csv" in result.output and "close" in result.output
+    assert "3 rows" in result.output
+    assert lake.version() == before_version
+    assert lake.read_bars().equals(before)
+
+
+def test_ingesting_the_same_data_twice_adds_no_bars(home):
+    lake = Lake(factory_paths().lake)
+    version, height = lake.version(), lake.read_bars().height
+    result = CliRunner().invoke(app, ["ingest", "--source", str(home["root"] / "bars.csv")])
+    assert result.exit_code == 0, result.output
+    assert "0 rows added" in result.output
+    assert lake.version() == version
+    assert lake.read_bars().height == height == home["bars"].height
