@@ -123,7 +123,7 @@ def leaderboard(profile: str = typer.Option("demo")) -> None:
         table.add_column(column)
     for row in board.select(shown).iter_rows():
         table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
-    console.print(table)
+    Console(width=max(console.width, 110)).print(table)
 
 
 @app.command("check-data")

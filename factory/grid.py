@@ -56,6 +56,11 @@ class RunSpec(BaseModel):
         """Registered model name: ``<arch>-<id>``."""
         return f"{self.arch}-{self.id}"
 
+    @property
+    def label(self) -> str:
+        """Short readable name: ``<arch>-L<lookback>-<feature set>-<short id>``."""
+        return f"{self.arch}-L{self.lookback}-{self.feature_set}-{self.short_id}"
+
     def describe(self) -> str:
         """One human line: arch, lookback, feature set and hyperparameters."""
         hp = ",".join(f"{k}={v}" for k, v in sorted(self.hparams.items()))

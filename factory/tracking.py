@@ -8,6 +8,7 @@ but still what the UI shows) AND the ``production`` alias (the supported mechani
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 import mlflow
 import mlflow.pyfunc
 import numpy as np
+import pandas as pd
 import polars as pl
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
@@ -36,13 +38,19 @@ PIP_REQUIREMENTS = ["model-factory", "mlflow>=3.17,<3.19", "torch==2.13.0", "lig
                     "statsmodels", "polars", "pandas", "numpy"]
 
 
+# Registration chatter and "no signature" notices would bury the training progress display.
+# The input is a free-form features frame (its columns depend on the feature set), so the
+# pyfunc deliberately has no column signature.
+logging.getLogger("mlflow").setLevel(logging.ERROR)
+
+
 class FactoryPyfunc(mlflow.pyfunc.PythonModel):
     """Pyfunc flavour of every architecture: a features frame in, one score per row out."""
 
     def load_context(self, context) -> None:
         self._predictor = Predictor(Path(context.artifacts["model_dir"]))
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params=None):
         return self._predictor.predict_frame(model_input)
 
 
@@ -92,7 +100,7 @@ class Tracker:
         spec = outcome.spec
         tags = {"spec_id": spec.id, "arch": spec.arch, "lake_version": str(lake_version),
                 "git_commit": git_commit, "profile": profile, MANAGED_TAG: "true",
-                "mlflow.runName": f"{spec.arch}-{spec.short_id}"}
+                "mlflow.runName": spec.label}
         run = self.client.create_run(self.experiment_id, tags=tags)
         run_id = run.info.run_id
         now = int(time.time() * 1000)

@@ -15,7 +15,13 @@ from factory.cli import app
 from factory.data.lake import Lake
 from factory.data.sources import synthetic_bars
 from factory.paths import factory_paths
-from factory.tracking import ALIAS, PRODUCTION, Tracker, load_production_model
+from factory.tracking import (
+    ALIAS,
+    AUDIT_EXPERIMENT,
+    PRODUCTION,
+    Tracker,
+    load_production_model,
+)
 from feature_sets import build_features
 
 pytestmark = pytest.mark.slow
@@ -82,6 +88,14 @@ def test_selection_twice_changes_nothing_the_second_time(home):
     assert home["first"]["changes"]
     assert home["second"]["changes"] == []
     assert home["second"]["chosen"] == home["first"]["chosen"]
+
+
+def test_selection_audit_records_live_under_factory_home(home):
+    tracker = Tracker(factory_paths())
+    audit = tracker.client.get_experiment_by_name(AUDIT_EXPERIMENT)
+    assert audit.artifact_location.startswith(factory_paths().artifact_root.as_uri())
+    runs = tracker.client.search_runs([audit.experiment_id])
+    assert len(runs) == 2
 
 
 def test_rerun_on_the_same_lake_version_skips_trained_specs(home):

@@ -1,0 +1,62 @@
+"""A failing config is recorded FAILED with its traceback while the others go on; the
+deployments `factory serve` registers have the right flows, parameters and schedule."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from mlflow.artifacts import download_artifacts
+
+from factory.config import load_config
+from factory.data.lake import Lake
+from factory.data.sources import synthetic_bars
+from factory.grid import expand
+from factory.paths import FactoryPaths
+from factory.tracking import Tracker
+from factory.training.datasets import DatasetRef, cache_bars, cache_features
+from factory.training.fit import run_chunk
+
+
+@pytest.fixture()
+def paths(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return FactoryPaths(tmp_path)
+
+
+def test_failing_config_is_recorded_failed_and_the_others_go_on(paths):
+    lake = Lake(paths.lake)
+    lake.ingest_bars(synthetic_bars(symbols=("AAA",), n_bars=500, seed=2, signal=0.5), "syn")
+    specs = [s for s in expand(load_config("ci"), ("AAA",)).specs if s.arch == "lightgbm"][:1]
+    broken = specs[0].model_copy(update={"hparams": {**specs[0].hparams, "no_such_hparam": 1}})
+    ref = DatasetRef(paths.cache, lake.version(), ("AAA",))
+    cache_bars(lake, ref)
+    cache_features(ref, "raw_ohlcv", specs[0].feature_params)
+
+    outcomes = run_chunk([broken, specs[0]], ref, paths.runs)
+
+    assert [o.status for o in outcomes] == ["FAILED", "FINISHED"]
+    assert "no_such_hparam" in outcomes[0].error
+    tracker = Tracker(paths)
+    failed_run = tracker.log_outcome(outcomes[0], lake.version(), "test", "ci")
+    tracker.log_outcome(outcomes[1], lake.version(), "test", "ci")
+    run = tracker.client.get_run(failed_run)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["spec_id"] == broken.id
+    traceback = download_artifacts(run_id=failed_run, artifact_path="traceback.txt",
+                                   tracking_uri=paths.tracking_uri)
+    assert "no_such_hparam" in Path(traceback).read_text()
+    assert tracker.latest_versions()["model_name"].to_list() == [specs[0].model_name]
+    assert run.info.artifact_uri.startswith(paths.artifact_root.as_uri())
+
+
+def test_deployments_trigger_factory_on_demand_and_select_every_24_hours():
+    from flows.serve import deployments
+
+    factory, selection = deployments("demo")
+    assert (factory.name, selection.name) == ("factory", "selection-daily")
+    assert factory.parameters == selection.parameters == {"profile": "demo"}
+    assert not factory.schedules
+    [schedule] = selection.schedules
+    assert schedule.schedule.interval == timedelta(hours=24)
