@@ -79,15 +79,17 @@ class Tracker:
 
     def __init__(self, paths: FactoryPaths) -> None:
         uri = os.environ.get("MLFLOW_TRACKING_URI") or paths.tracking_uri
-        local = uri == paths.tracking_uri
+        # An `mlflow server` decides where artifacts go; a database store used directly
+        # (sqlite, PostgreSQL) would default to ./mlruns, so give it FACTORY_HOME's folder.
+        served = uri.startswith(("http://", "https://"))
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
         self.client = MlflowClient(uri, uri)
-        self._artifact_root = paths.artifact_root if local else None
+        self._artifact_root = None if served else paths.artifact_root
         self.experiment_id = self._experiment(EXPERIMENT)
 
     def _experiment(self, name: str) -> str:
-        """Id of experiment ``name``, created with an explicit artifact location if local."""
+        """Id of experiment ``name``, created with an explicit artifact location unless served."""
         experiment = self.client.get_experiment_by_name(name)
         if experiment:
             return experiment.experiment_id
