@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def _factory_run(profile: str, workers: int) -> dict:
-    from flows.factory import run_factory
+    from flows.factory_flow import run_factory
     from flows.ingest import ingest_flow
     from flows.runtime import shared_prefect_api
 
@@ -33,7 +33,7 @@ def _bare_core_seconds(profile: str) -> float:
     from factory.paths import factory_paths
     from factory.training.datasets import DatasetRef
     from factory.training.fit import run_chunk
-    from flows.factory import resolve_symbols
+    from flows.factory_flow import resolve_symbols
 
     paths = factory_paths()
     lake = Lake(paths.lake)

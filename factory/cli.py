@@ -62,7 +62,7 @@ def run(
         _print_grid(config)
         return
     configure_environment()
-    from flows.factory import run_factory
+    from flows.factory_flow import run_factory
     from flows.runtime import shared_prefect_api
 
     with shared_prefect_api():

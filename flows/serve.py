@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from prefect import serve
 
-from flows.factory import factory_flow
+from flows.factory_flow import factory_flow
 from flows.selection import selection_flow
 
 SELECTION_INTERVAL = timedelta(hours=24)

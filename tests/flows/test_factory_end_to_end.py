@@ -38,7 +38,7 @@ def home(tmp_path_factory):
     bars = synthetic_bars(symbols=("AAA", "BBB"), n_bars=700, seed=11, signal=0.5)
     bars.write_csv(root / "bars.csv")
     with prefect_test_harness(server_startup_timeout=120):
-        from flows.factory import run_factory
+        from flows.factory_flow import run_factory
         from flows.ingest import ingest_flow
         from flows.runtime import shared_prefect_api
         from flows.selection import selection_flow

@@ -1,6 +1,9 @@
 """The factory flow: expand the grid, build features once, fan training out over processes,
 log every outcome to MLflow and the OOS returns to the lake.
 
+The file is not called flows/factory.py: a served deployment loads its flow by path with
+flows/ on sys.path, where that name would shadow the ``factory`` package.
+
 Training is mapped over chunks of RunSpecs (a mapped task costs milliseconds; a RunSpec
 seconds to minutes). Outcomes are logged from the flow's process as they complete, so only
 one process writes the sqlite tracking store and the Delta tables.
