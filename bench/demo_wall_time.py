@@ -29,11 +29,11 @@ def _factory_run(profile: str, workers: int) -> dict:
 def _bare_core_seconds(profile: str) -> float:
     from factory.config import load_config
     from factory.data.lake import Lake
+    from factory.data.universe import resolve_symbols
     from factory.grid import expand
     from factory.paths import factory_paths
     from factory.training.datasets import DatasetRef
     from factory.training.fit import run_chunk
-    from flows.factory_flow import resolve_symbols
 
     paths = factory_paths()
     lake = Lake(paths.lake)

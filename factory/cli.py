@@ -29,7 +29,9 @@ def _fail(message: str) -> None:
 
 @app.command()
 def ingest(
-    source: list[str] = typer.Option(["demo"], help="'demo' or CSV/Parquet paths (repeatable)"),
+    source: list[str] = typer.Option(
+        ["demo"], help="'demo' (S&P 500, Nasdaq), 'bokeh' (AAPL, GOOG, IBM, MSFT) or "
+        "CSV/Parquet paths; repeatable"),
     symbols: list[str] = typer.Option([], help="keep only these symbols (repeatable)"),
 ) -> None:
     """Validate bars, then commit them to the bitemporal lake (all or nothing)."""
@@ -62,11 +64,15 @@ def run(
         _print_grid(config)
         return
     configure_environment()
+    from factory.data.universe import MissingSymbolsError
     from flows.factory_flow import run_factory
     from flows.runtime import shared_prefect_api
 
-    with shared_prefect_api():
-        summary = run_factory(profile, workers=workers or None, force=force)
+    try:
+        with shared_prefect_api():
+            summary = run_factory(profile, workers=workers or None, force=force)
+    except MissingSymbolsError as err:
+        _fail(str(err))
     console.print(f"profile {profile}, lake version {summary['lake_version']}: "
                   f"{len(summary['finished'])} trained, {len(summary['failed'])} failed, "
                   f"{summary['n_skipped']} already trained on this lake version")

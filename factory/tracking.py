@@ -122,7 +122,8 @@ class Tracker:
                 outcome.oos.write_parquet(folder / "oos_predictions.parquet")
                 outcome.portfolio.write_parquet(folder / "oos_returns.parquet")
                 equity_drawdown_png(outcome.portfolio, folder / "equity_drawdown.png",
-                                    title=f"{spec.describe()}  [{spec.short_id}]")
+                                    title=f"{spec.label}, lake v{lake_version}: "
+                                          f"{spec.describe()}")
             self.client.log_artifacts(run_id, str(folder))
         if outcome.status == "FINISHED":
             self._register(outcome, run_id, lake_version)

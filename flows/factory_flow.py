@@ -20,16 +20,15 @@ from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from factory.config import FactoryConfig, load_config
+from factory.config import load_config
 from factory.data.lake import Lake
+from factory.data.universe import resolve_symbols
 from factory.grid import RunSpec, expand
 from factory.paths import PROJECT_ROOT, configure_environment
 from factory.tracking import Tracker
 from factory.training.datasets import DatasetRef, cache_bars
 from tasks.tracking import log_outcome_task
 from tasks.training import build_features_task, train_chunk_task
-
-DEMO_SYMBOLS = ("NASDAQ", "SP500")
 
 
 @dataclass
@@ -52,19 +51,6 @@ def git_commit() -> str:
     return result.stdout.strip() or "unknown"
 
 
-def resolve_symbols(config: FactoryConfig, lake: Lake) -> tuple[str, ...]:
-    """The universe: configured symbols, the demo pair, or every symbol in the lake."""
-    available = set(lake.symbols())
-    wanted = config.data.symbols or (DEMO_SYMBOLS if config.data.source == "demo"
-                                     else tuple(sorted(available)))
-    missing = sorted(set(wanted) - available)
-    if missing:
-        hint = "--source demo" if config.data.source == "demo" else "PATH..."
-        raise ValueError(f"symbols {missing} are not in the lake at {lake.root}: "
-                         f"run `factory ingest {hint}` first")
-    return tuple(sorted(wanted))
-
-
 def _chunks(specs: list[RunSpec], size: int) -> list[list[RunSpec]]:
     return [specs[i:i + size] for i in range(0, len(specs), size)]
 
@@ -84,10 +70,8 @@ def factory_flow(profile: str = "demo", force: bool = False) -> dict:
     config = load_config(profile)
     paths = configure_environment()
     lake = Lake(paths.lake)
-    version = lake.version()
-    if version is None:
-        raise ValueError(f"the lake at {paths.lake} is empty: run `factory ingest` first")
     symbols = resolve_symbols(config, lake)
+    version = lake.version()
     specs = expand(config, symbols).specs
     tracker = Tracker(paths)
     done = set() if force else tracker.trained_spec_ids(version)

@@ -11,16 +11,18 @@ from prefect.cache_policies import NO_CACHE
 
 from factory.data.lake import Lake
 from factory.data.quality import validate_bars
-from factory.data.sources import load_demo_bars, read_bar_file
+from factory.data.sources import load_bokeh_stocks, load_demo_bars, read_bar_file
 from factory.paths import configure_environment
 
 DEMO = "demo"
+PACKAGED = {DEMO: load_demo_bars, "bokeh": load_bokeh_stocks}
+"""Real daily bars shipped inside PyPI packages: arch (S&P 500, Nasdaq), bokeh_sampledata."""
 
 
 @task(name="read-and-validate", task_run_name="validate-{source}", cache_policy=NO_CACHE)
 def read_and_validate(source: str, symbols: tuple[str, ...]) -> pl.DataFrame:
-    """Read one source (``demo`` or a CSV/Parquet path) and validate it, naming the file."""
-    bars = load_demo_bars() if source == DEMO else read_bar_file(Path(source))
+    """Read one source (a packaged name or a CSV/Parquet path) and validate it."""
+    bars = PACKAGED[source]() if source in PACKAGED else read_bar_file(Path(source))
     if symbols:
         bars = bars.filter(pl.col("symbol").is_in(list(symbols)))
     validate_bars(bars, source)

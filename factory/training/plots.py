@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -21,7 +22,7 @@ def equity_drawdown_png(portfolio: pl.DataFrame, path: Path, title: str) -> Path
                                       gridspec_kw={"height_ratios": [3, 1]})
     top.plot(ts, equity, lw=1.0)
     top.set_ylabel("equity (OOS, after costs)")
-    top.set_title(title, fontsize=9)
+    top.set_title(textwrap.fill(title, width=110), fontsize=8)
     bottom.fill_between(ts, -drawdown, 0, color="tab:red", alpha=0.5)
     bottom.set_ylabel("drawdown")
     fig.tight_layout()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import mlflow.pyfunc
 import numpy as np
 import polars as pl
 import pytest
@@ -103,15 +104,37 @@ def test_rerun_on_the_same_lake_version_skips_trained_specs(home):
     assert home["rerun"]["finished"] == []
 
 
-def test_production_model_serves_a_features_frame(home):
-    name = home["first"]["chosen"][0]
-    model = load_production_model(name)
-    arch = name.split("-")[0]
+def test_every_architecture_serves_a_features_frame(home):
+    latest = Tracker(factory_paths()).latest_versions()
+    assert {name.split("-")[0] for name in latest["model_name"]} == {"lstm", "lightgbm", "arima"}
     frame = build_features("raw_ohlcv", home["bars"].filter(pl.col("symbol") == "AAA"))
-    scores = model.predict(frame.drop("ts").to_pandas())
-    assert len(scores) == frame.height, arch
-    assert np.isfinite(scores[-200:]).all()
-    assert np.std(scores[-200:]) > 0
+    for name, version in zip(latest["model_name"], latest["version"], strict=True):
+        scores = mlflow.pyfunc.load_model(f"models:/{name}/{version}").predict(
+            frame.drop("ts").to_pandas())
+        assert len(scores) == frame.height, name
+        assert np.isfinite(scores[-200:]).all(), name
+        assert np.std(scores[-200:]) > 0, name
+
+
+def test_production_stage_and_alias_uris_serve_the_same_version(home):
+    name = home["first"]["chosen"][0]
+    frame = build_features("raw_ohlcv", home["bars"].filter(pl.col("symbol") == "AAA"))
+    features = frame.drop("ts").to_pandas()
+    by_stage = mlflow.pyfunc.load_model(f"models:/{name}/Production").predict(features)
+    by_alias = load_production_model(name).predict(features)
+    np.testing.assert_array_equal(by_stage, by_alias)
+
+
+def test_check_data_passes_the_lake_and_names_a_bad_file(home):
+    assert CliRunner().invoke(app, ["check-data"]).exit_code == 0
+    bad = home["bars"].with_columns(
+        pl.when(pl.int_range(pl.len()) == 5).then(-1.0).otherwise(pl.col("volume"))
+        .alias("volume"))
+    path = home["root"] / "negative_volume.csv"
+    bad.write_csv(path)
+    result = CliRunner().invoke(app, ["check-data", str(path)])
+    assert result.exit_code == 1
+    assert "negative_volume.csv" in result.output and "'volume'" in result.output
 
 
 def test_oos_returns_are_in_the_lake_with_version_and_run(home):
