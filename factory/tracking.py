@@ -131,21 +131,25 @@ class Tracker:
         return run_id
 
     def _register(self, outcome: SpecOutcome, run_id: str, lake_version: int) -> None:
+        """Log the pyfunc model and register it as a new version of the spec's model.
+
+        Registration goes through the client: the fluent ``registered_model_name`` path prints
+        to stderr for every model, which buried the training progress display.
+        """
         spec = outcome.spec
         with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=FactoryPyfunc(),
-                artifacts={"model_dir": outcome.model_dir},
-                pip_requirements=PIP_REQUIREMENTS,
-                registered_model_name=spec.model_name, await_registration_for=0,
+                artifacts={"model_dir": outcome.model_dir}, pip_requirements=PIP_REQUIREMENTS,
             )
-        version = str(info.registered_model_version)
-        self.client.set_registered_model_tag(spec.model_name, MANAGED_TAG, "true")
-        self.client.set_registered_model_tag(spec.model_name, "spec", spec.describe())
-        for key, value in {"spec_id": spec.id, "lake_version": str(lake_version),
-                           "run_id": run_id}.items():
-            self.client.set_model_version_tag(spec.model_name, version, key, value)
+        if not self.client.search_registered_models(f"name = '{spec.model_name}'"):
+            self.client.create_registered_model(
+                spec.model_name, tags={MANAGED_TAG: "true", "spec": spec.describe()},
+                description=f"Model Factory RunSpec {spec.id}")
+        self.client.create_model_version(
+            spec.model_name, source=info.model_uri, run_id=run_id,
+            tags={"spec_id": spec.id, "lake_version": str(lake_version), "run_id": run_id})
 
     def trained_spec_ids(self, lake_version: int) -> set[str]:
         """Spec ids with a FINISHED run on ``lake_version`` (re-running skips them)."""
