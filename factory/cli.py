@@ -124,12 +124,13 @@ def leaderboard(profile: str = typer.Option("demo")) -> None:
                              candidate_returns(Lake(paths.lake), candidates))
     board = leaderboard_table(candidates, result)
     table = Table(title="leaderboard (out-of-sample, after costs)")
-    shown = ("rank", "config", "sharpe", "max_drawdown", "win_rate", "stage", "lake_version")
+    shown = [c for c in ("rank", "config", "sharpe", "buy_and_hold_sharpe", "max_drawdown",
+                         "win_rate", "stage", "lake_version") if c in board.columns]
     for column in shown:
-        table.add_column(column)
+        table.add_column(column.replace("buy_and_hold_sharpe", "buy&hold sharpe"))
     for row in board.select(shown).iter_rows():
         table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
-    Console(width=max(console.width, 110)).print(table)
+    Console(width=max(console.width, 130)).print(table)
 
 
 @app.command("check-data")

@@ -12,8 +12,8 @@ from factory.config import SelectionConfig
 from factory.data.lake import Lake
 from factory.selection import SelectionResult, select
 
-COLUMNS = ("rank", "config", "spec_id", "sharpe", "max_drawdown", "win_rate", "stage",
-           "lake_version", "reason")
+COLUMNS = ("rank", "config", "spec_id", "sharpe", "buy_and_hold_sharpe", "max_drawdown",
+           "win_rate", "stage", "lake_version", "reason")
 
 
 def candidate_returns(lake: Lake, candidates: pl.DataFrame) -> dict[str, np.ndarray]:

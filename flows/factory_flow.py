@@ -90,7 +90,7 @@ def factory_flow(profile: str = "demo", force: bool = False) -> dict:
         label=[f"{len(c)}-specs-{c[0].short_id}" for c in chunks],
     )
     logging_seconds, chunk_logging, train_seconds, commit = 0.0, 0.0, 0.0, git_commit()
-    columns = (TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
+    columns = (TextColumn("[bold]training"), BarColumn(bar_width=20), MofNCompleteColumn(),
                TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns) as progress:
         bar = progress.add_task("", total=len(todo))
@@ -104,8 +104,8 @@ def factory_flow(profile: str = "demo", force: bool = False) -> dict:
                 bucket = summary.finished if outcome.status == "FINISHED" else summary.failed
                 bucket.append(outcome.spec.id)
                 progress.update(bar, advance=1, description=(
-                    f"{outcome.spec.label} -> {outcome.status} "
-                    f"sharpe={outcome.metrics.get('sharpe', float('nan')):.2f}"))
+                    f"{outcome.spec.label[:-11]} {outcome.status.lower()} "
+                    f"SR {outcome.metrics.get('sharpe', float('nan')):.2f}"))
             logging_seconds += chunk_logging
     summary.seconds |= {
         "training_worker_total": train_seconds,

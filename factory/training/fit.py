@@ -153,16 +153,17 @@ def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path) -> SpecOutcom
         }))
     _save_model(spec, panel, model, scaler, scale, model_dir)
     oos = pl.concat(oos_parts).sort("symbol", "ts")
-    costed = [
-        strategy_returns(g["position"].to_numpy(), g["label"].to_numpy(), ev.cost_bps)
-        for g in oos.partition_by("symbol", maintain_order=True)
-    ]
-    oos = oos.with_columns(pl.Series("strategy_return", np.concatenate(costed)))
-    portfolio = oos.group_by("ts").agg(pl.col("strategy_return").mean().alias("ret")).sort("ts")
-    returns = portfolio["ret"].to_numpy()
-    metrics = trading_metrics(returns, infer_periods_per_year(portfolio["ts"].to_numpy()))
+    oos = oos.with_columns(_costed_returns(oos, oos["position"], ev.cost_bps)
+                           .alias("strategy_return"))
+    portfolio = _equal_weight(oos, "strategy_return")
+    periods_per_year = infer_periods_per_year(portfolio["ts"].to_numpy())
+    metrics = trading_metrics(portfolio["ret"].to_numpy(), periods_per_year)
     metrics |= prediction_metrics(oos["score"].to_numpy(), oos["label"].to_numpy())
+    buy_and_hold = oos.with_columns(_costed_returns(oos, pl.Series(np.ones(oos.height)),
+                                                    ev.cost_bps).alias("held"))
     metrics |= {
+        "buy_and_hold_sharpe": trading_metrics(
+            _equal_weight(buy_and_hold, "held")["ret"].to_numpy(), periods_per_year)["sharpe"],
         "fit_seconds": fit_seconds,
         "predict_ms_per_1k": 1e6 * predict_seconds / max(n_predicted, 1),
         "turnover": float(oos.select(pl.col("position").diff().abs().over("symbol").mean()).item()
@@ -171,6 +172,21 @@ def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path) -> SpecOutcom
     }
     return SpecOutcome(spec=spec, status="FINISHED", metrics=metrics, oos=oos,
                        portfolio=portfolio, model_dir=str(model_dir))
+
+
+def _costed_returns(oos: pl.DataFrame, positions: pl.Series, cost_bps: float) -> pl.Series:
+    """Per-row returns of ``positions`` after turnover costs, asset by asset (oos is sorted)."""
+    per_asset = [
+        strategy_returns(positions.filter(oos["symbol"] == symbol).to_numpy(),
+                         group["label"].to_numpy(), cost_bps)
+        for (symbol,), group in oos.group_by("symbol", maintain_order=True)
+    ]
+    return pl.Series(np.concatenate(per_asset))
+
+
+def _equal_weight(oos: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Portfolio return per bar: the mean of the assets' ``column`` (``ts``, ``ret``)."""
+    return oos.group_by("ts").agg(pl.col(column).mean().alias("ret")).sort("ts")
 
 
 def run_chunk(specs: list[RunSpec], ref: DatasetRef, runs_root: Path) -> list[SpecOutcome]:

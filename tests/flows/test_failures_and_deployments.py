@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow.artifacts import download_artifacts
 
@@ -38,6 +39,10 @@ def test_failing_config_is_recorded_failed_and_the_others_go_on(paths):
 
     assert [o.status for o in outcomes] == ["FAILED", "FINISHED"]
     assert "no_such_hparam" in outcomes[0].error
+    held = outcomes[1].oos["label"].to_numpy().copy()
+    held[0] -= specs[0].evaluation.cost_bps / 1e4  # entering the position once
+    expected = held.mean() / held.std(ddof=1) * np.sqrt(365)  # synthetic bars: every day
+    assert outcomes[1].metrics["buy_and_hold_sharpe"] == pytest.approx(expected, rel=1e-9)
     tracker = Tracker(paths)
     failed_run = tracker.log_outcome(outcomes[0], lake.version(), "test", "ci")
     tracker.log_outcome(outcomes[1], lake.version(), "test", "ci")

@@ -1,0 +1,32 @@
+"""The factory command's surface that needs no lake: help and the grid's dry run."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from factory.cli import app
+from factory.config import load_config
+from factory.grid import expand
+
+runner = CliRunner()
+
+
+def test_dry_run_prints_every_config_and_the_count():
+    result = runner.invoke(app, ["run", "--profile", "ci", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    specs = expand(load_config("ci")).specs
+    assert f"{len(specs)} configs" in result.output
+    assert all(spec.short_id in result.output for spec in specs)
+    assert "excluded lstm L=7" in result.output
+
+
+def test_unknown_profile_is_a_clear_error():
+    result = runner.invoke(app, ["run", "--profile", "nosuch", "--dry-run"])
+    assert result.exit_code == 1
+    assert "nosuch.yaml" in result.output
+
+
+def test_help_lists_every_command():
+    result = runner.invoke(app, ["--help"])
+    for command in ("ingest", "run", "select", "leaderboard", "check-data", "serve"):
+        assert command in result.output
