@@ -14,8 +14,6 @@ informational logging quiet; a factory run records what matters in MLflow instea
 from __future__ import annotations
 
 import contextlib
-import copy
-import json
 import logging
 import warnings
 from collections.abc import Iterator, Mapping
@@ -31,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from model_zoo.base import Capabilities, ModelConfig, SupervisedData
-from model_zoo.registry import config_from_dict, config_to_dict, resolve_hparams
+from model_zoo.registry import read_model_meta, resolve_hparams, write_model_meta
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 SCHEDULERS = ("none", "cosine", "plateau")
@@ -302,7 +300,6 @@ class TorchNetModel:
     capabilities: ClassVar[Capabilities]
     network_defaults: ClassVar[Mapping[str, Any]] = {}
     WEIGHTS_FILE: ClassVar[str] = "network.pt"
-    META_FILE: ClassVar[str] = "model.json"
 
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
@@ -348,38 +345,23 @@ class TorchNetModel:
         """Write the weights (``network.pt``) and config + target scaling (``model.json``)."""
         if self.network is None:
             raise RuntimeError(f"{type(self).__name__} must be fitted before save")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = write_model_meta(directory, self.config, self.hparams,
+                                     y_mean=self.y_mean, y_std=self.y_std)
         torch.save(self.network.state_dict(), directory / self.WEIGHTS_FILE)
-        meta = {
-            "class": f"{type(self).__module__}.{type(self).__qualname__}",
-            "config": config_to_dict(self._resolved_config()),
-            "y_mean": self.y_mean,
-            "y_std": self.y_std,
-        }
-        (directory / self.META_FILE).write_text(json.dumps(meta, indent=2))
 
     @classmethod
     def load(cls, directory: Path) -> Self:
         """Rebuild a fitted model written by :meth:`save`."""
-        directory = Path(directory)
-        meta = json.loads((directory / cls.META_FILE).read_text())
-        model = cls(config_from_dict(meta["config"]))
+        config, meta = read_model_meta(directory)
+        model = cls(config)
         model.y_mean = float(meta["y_mean"])
         model.y_std = float(meta["y_std"])
         network = model.build_network(model.config, model.network_params)
-        state = torch.load(directory / cls.WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        state = torch.load(Path(directory) / cls.WEIGHTS_FILE, map_location="cpu",
+                           weights_only=True)
         network.load_state_dict(state)
         model.network = network.eval()
         return model
-
-    def _resolved_config(self) -> ModelConfig:
-        return ModelConfig(
-            hparams=copy.deepcopy(self.hparams),
-            feature_names=self.config.feature_names,
-            lookback=self.config.lookback,
-            seed=self.config.seed,
-        )
 
     def _standardise(self, y: np.ndarray) -> np.ndarray:
         return ((np.asarray(y, dtype=np.float64) - self.y_mean) / self.y_std).astype(np.float32)

@@ -17,6 +17,7 @@ heavy.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -157,21 +158,25 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
     return value
 
 
-def config_to_dict(config: ModelConfig) -> dict[str, Any]:
-    """JSON-ready form of ``config`` (what ``save`` writes)."""
-    return {
-        "hparams": dict(config.hparams),
-        "feature_names": list(config.feature_names),
-        "lookback": config.lookback,
-        "seed": config.seed,
-    }
+MODEL_META_FILE = "model.json"
 
 
-def config_from_dict(data: Mapping[str, Any]) -> ModelConfig:
-    """Inverse of :func:`config_to_dict`."""
-    return ModelConfig(
-        hparams=dict(data["hparams"]),
-        feature_names=tuple(data["feature_names"]),
-        lookback=int(data["lookback"]),
-        seed=int(data["seed"]),
-    )
+def write_model_meta(directory: Path, config: ModelConfig, hparams: Mapping[str, Any],
+                     **extra: Any) -> Path:
+    """Create ``directory`` and write ``model.json``: ``config`` with its resolved hparams
+    (defaults filled in) plus the model's own fitted state in ``extra`` (JSON-ready)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = {"config": {"hparams": dict(hparams), "feature_names": list(config.feature_names),
+                       "lookback": config.lookback, "seed": config.seed}, **extra}
+    (directory / MODEL_META_FILE).write_text(json.dumps(meta, indent=2))
+    return directory
+
+
+def read_model_meta(directory: Path) -> tuple[ModelConfig, dict[str, Any]]:
+    """Read what :func:`write_model_meta` wrote: the config and the extra state."""
+    meta = json.loads((Path(directory) / MODEL_META_FILE).read_text())
+    data = meta.pop("config")
+    config = ModelConfig(hparams=dict(data["hparams"]), feature_names=tuple(data["feature_names"]),
+                         lookback=int(data["lookback"]), seed=int(data["seed"]))
+    return config, meta

@@ -29,7 +29,6 @@ negligible.
 from __future__ import annotations
 
 import contextlib
-import json
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +39,12 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.statespace.sarimax import SARIMAX
 
 from model_zoo.base import TARGET_FEATURE, Capabilities, ModelConfig, SupervisedData
-from model_zoo.registry import CAPABILITIES, config_from_dict, config_to_dict, resolve_hparams
+from model_zoo.registry import (
+    CAPABILITIES,
+    read_model_meta,
+    resolve_hparams,
+    write_model_meta,
+)
 
 TRENDS = ("n", "c")
 SEGMENT_GAP = 20
@@ -67,7 +71,6 @@ class ARIMAModel:
 
     capabilities: ClassVar[Capabilities] = CAPABILITIES["arima"]
     defaults: ClassVar[dict[str, Any]] = {"order": [1, 0, 1], "trend": "c", "maxiter": 50}
-    META_FILE: ClassVar[str] = "model.json"
 
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
@@ -124,29 +127,15 @@ class ARIMAModel:
         """Write the parameters, calibration and config to ``model.json``."""
         if self.params is None:
             raise RuntimeError("ARIMAModel must be fitted before save")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        resolved = ModelConfig(
-            hparams=self.hparams,
-            feature_names=self.config.feature_names,
-            lookback=self.config.lookback,
-            seed=self.config.seed,
-        )
-        meta = {
-            "config": config_to_dict(resolved),
-            "params": self.params.tolist(),
-            "param_names": self.param_names,
-            "converged": self.converged,
-            "intercept": self.intercept,
-            "slope": self.slope,
-        }
-        (directory / self.META_FILE).write_text(json.dumps(meta, indent=2))
+        write_model_meta(directory, self.config, self.hparams, params=self.params.tolist(),
+                         param_names=self.param_names, converged=self.converged,
+                         intercept=self.intercept, slope=self.slope)
 
     @classmethod
     def load(cls, directory: Path) -> Self:
         """Rebuild a fitted model written by :meth:`save`."""
-        meta = json.loads((Path(directory) / cls.META_FILE).read_text())
-        model = cls(config_from_dict(meta["config"]))
+        config, meta = read_model_meta(directory)
+        model = cls(config)
         model.params = np.asarray(meta["params"], dtype=np.float64)
         model.param_names = list(meta["param_names"])
         model.converged = meta["converged"]

@@ -8,7 +8,6 @@ the validation fold's L2 loss when one is given.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -17,7 +16,12 @@ import lightgbm as lgb
 import numpy as np
 
 from model_zoo.base import Capabilities, ModelConfig, SupervisedData
-from model_zoo.registry import CAPABILITIES, config_from_dict, config_to_dict, resolve_hparams
+from model_zoo.registry import (
+    CAPABILITIES,
+    read_model_meta,
+    resolve_hparams,
+    write_model_meta,
+)
 
 
 class LightGBMModel:
@@ -45,7 +49,6 @@ class LightGBMModel:
         "early_stopping_rounds": 30,
     }
     BOOSTER_FILE: ClassVar[str] = "booster.txt"
-    META_FILE: ClassVar[str] = "model.json"
 
     def __init__(self, config: ModelConfig) -> None:
         self.config = config
@@ -112,25 +115,16 @@ class LightGBMModel:
         """Write the booster (LightGBM text format) and the config (``model.json``)."""
         if self.booster is None:
             raise RuntimeError("LightGBMModel must be fitted before save")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        directory = write_model_meta(directory, self.config, self.hparams,
+                                     num_trees=self.booster.num_trees())
         self.booster.save_model(str(directory / self.BOOSTER_FILE))
-        resolved = ModelConfig(
-            hparams=self.hparams,
-            feature_names=self.config.feature_names,
-            lookback=self.config.lookback,
-            seed=self.config.seed,
-        )
-        meta = {"config": config_to_dict(resolved), "num_trees": self.booster.num_trees()}
-        (directory / self.META_FILE).write_text(json.dumps(meta, indent=2))
 
     @classmethod
     def load(cls, directory: Path) -> Self:
         """Rebuild a fitted model written by :meth:`save`."""
-        directory = Path(directory)
-        meta = json.loads((directory / cls.META_FILE).read_text())
-        model = cls(config_from_dict(meta["config"]))
-        model.booster = lgb.Booster(model_file=str(directory / cls.BOOSTER_FILE))
+        config, _meta = read_model_meta(directory)
+        model = cls(config)
+        model.booster = lgb.Booster(model_file=str(Path(directory) / cls.BOOSTER_FILE))
         return model
 
     def column_names(self) -> list[str]:
