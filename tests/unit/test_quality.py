@@ -8,7 +8,7 @@ import pytest
 
 from factory.data.quality import validate_bars
 from factory.data.schema import DataQualityError
-from factory.data.sources import synthetic_bars
+from factory.data.sources import load_bokeh_stocks, load_demo_bars, synthetic_bars
 
 
 def _set(frame: pl.DataFrame, column: str, rows: list[int], value: float | None) -> pl.DataFrame:
@@ -94,3 +94,9 @@ def test_error_survives_pickling(clean):
     copy = pickle.loads(pickle.dumps(caught.value))
     assert str(copy) == str(caught.value)
     assert (copy.source, copy.column, copy.rows) == ("feed", "high", 1)
+
+
+@pytest.mark.parametrize("load", [load_demo_bars, load_bokeh_stocks],
+                         ids=["arch-sp500-nasdaq", "bokeh-stocks"])
+def test_packaged_real_data_passes_the_suite(load):
+    validate_bars(load(), load.__name__)
