@@ -85,7 +85,7 @@ def factory_flow(profile: str = "demo", force: bool = False) -> dict:
     summary.seconds["features"] = time.perf_counter() - started
 
     chunks = _chunks(todo, config.execution.chunk_size)
-    futures = train_chunk_task.map(
+    futures = train_chunk_task.with_options(refresh_cache=force).map(
         chunks, ref=unmapped(ref), runs_root=unmapped(paths.runs),
         label=[f"{len(c)}-specs-{c[0].short_id}" for c in chunks],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from prefect import task
@@ -19,8 +20,16 @@ def build_features_task(ref: DatasetRef, feature_set: str, params: dict) -> list
     return cache_features(ref, feature_set, params)
 
 
+def chunk_cache_key(context, parameters: dict) -> str:
+    """Rule 4: the RunSpec ids (with the lake version and feature cache they trained on)
+    are the cache key, so a flow that stopped after training re-logs instead of retraining."""
+    ref: DatasetRef = parameters["ref"]
+    ids = ",".join(spec.id for spec in parameters["specs"])
+    return hashlib.sha256(f"{ref.cache_root}|v{ref.lake_version}|{ids}".encode()).hexdigest()
+
+
 @task(name="train-chunk", task_run_name="train-{label}", tags=["training"],
-      cache_policy=NO_CACHE)
+      cache_key_fn=chunk_cache_key, persist_result=True)
 def train_chunk_task(specs: list[RunSpec], ref: DatasetRef, runs_root: Path,
                      label: str) -> list[SpecOutcome]:
     """Train and evaluate a chunk of RunSpecs in a worker process (one thread per worker)."""

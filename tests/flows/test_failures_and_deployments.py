@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mlflow.artifacts import download_artifacts
+from prefect import flow
+from prefect.testing.utilities import prefect_test_harness
 
 from factory.config import load_config
 from factory.data.lake import Lake
@@ -18,6 +20,7 @@ from factory.paths import FactoryPaths
 from factory.tracking import Tracker
 from factory.training.datasets import DatasetRef, cache_bars, cache_features
 from factory.training.fit import run_chunk
+from tasks.training import train_chunk_task
 
 
 @pytest.fixture()
@@ -26,15 +29,21 @@ def paths(tmp_path, monkeypatch):
     return FactoryPaths(tmp_path)
 
 
-def test_failing_config_is_recorded_failed_and_the_others_go_on(paths):
+@pytest.fixture()
+def prepared(paths):
+    """A one-asset planted-signal lake, its cached features and the ci lightgbm spec."""
     lake = Lake(paths.lake)
     lake.ingest_bars(synthetic_bars(symbols=("AAA",), n_bars=500, seed=2, signal=0.5), "syn")
     specs = [s for s in expand(load_config("ci"), ("AAA",)).specs if s.arch == "lightgbm"][:1]
-    broken = specs[0].model_copy(update={"hparams": {**specs[0].hparams, "no_such_hparam": 1}})
     ref = DatasetRef(paths.cache, lake.version(), ("AAA",))
     cache_bars(lake, ref)
     cache_features(ref, "raw_ohlcv", specs[0].feature_params)
+    return lake, specs, ref
 
+
+def test_failing_config_is_recorded_failed_and_the_others_go_on(paths, prepared):
+    lake, specs, ref = prepared
+    broken = specs[0].model_copy(update={"hparams": {**specs[0].hparams, "no_such_hparam": 1}})
     outcomes = run_chunk([broken, specs[0]], ref, paths.runs)
 
     assert [o.status for o in outcomes] == ["FAILED", "FINISHED"]
@@ -54,6 +63,23 @@ def test_failing_config_is_recorded_failed_and_the_others_go_on(paths):
     assert "no_such_hparam" in Path(traceback).read_text()
     assert tracker.latest_versions()["model_name"].to_list() == [specs[0].model_name]
     assert run.info.artifact_uri.startswith(paths.artifact_root.as_uri())
+
+
+def test_training_chunk_is_cached_by_spec_ids_and_lake_version(paths, prepared):
+    _lake, specs, ref = prepared
+
+    @flow
+    def train_twice():
+        first = train_chunk_task(specs, ref, paths.runs, "a", return_state=True)
+        second = train_chunk_task(specs, ref, paths.runs, "b", return_state=True)
+        forced = train_chunk_task.with_options(refresh_cache=True)(
+            specs, ref, paths.runs, "c", return_state=True)
+        return first, second, forced
+
+    with prefect_test_harness(server_startup_timeout=120):
+        first, second, forced = train_twice()
+    assert (first.name, second.name, forced.name) == ("Completed", "Cached", "Completed")
+    assert second.result()[0].metrics == first.result()[0].metrics
 
 
 def test_deployments_trigger_factory_on_demand_and_select_every_24_hours():
