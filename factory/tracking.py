@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param
 
 from factory.paths import FactoryPaths
 from factory.training.fit import SpecOutcome
@@ -111,7 +111,6 @@ class Tracker:
             metrics=[Metric(k, float(v), now, 0) for k, v in outcome.metrics.items()
                      if np.isfinite(v)],
             params=[Param(k, v) for k, v in _flat_params(outcome).items()],
-            tags=[RunTag("status_detail", outcome.status)],
         )
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)

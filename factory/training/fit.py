@@ -24,7 +24,7 @@ from factory.training.datasets import DatasetRef, load_bars, load_features
 from factory.training.splits import Fold, label_forward_returns, walk_forward_folds
 from factory.training.windows import FeatureScaler, sliding_windows
 from feature_sets import feature_names
-from model_zoo.base import ModelConfig, SupervisedData
+from model_zoo.base import Model, ModelConfig, SupervisedData
 from model_zoo.registry import build_model
 
 LABEL_HORIZON = 2
@@ -89,26 +89,38 @@ def _subset(panel: Panel, scaler: FeatureScaler, rows: np.ndarray) -> Supervised
                           groups=panel.groups[rows])
 
 
-def _fit_fold(spec: RunSpec, panel: Panel, fold: Fold, positions_of: np.ndarray):
+@dataclass
+class FoldResult:
+    """One fold's fitted model and its out-of-sample scores."""
+
+    model: Model
+    scaler: FeatureScaler
+    test: np.ndarray
+    scores: np.ndarray
+    signal_scale: float
+    fit_seconds: float
+    predict_seconds: float
+
+
+def _fit_fold(spec: RunSpec, panel: Panel, fold: Fold, positions_of: np.ndarray) -> FoldResult:
     train = np.isin(positions_of, fold.train)
     valid = np.isin(positions_of, fold.valid)
     test = np.isin(positions_of, fold.test)
     scaler = FeatureScaler.fit(panel.X[train][:, -1, :])
     config = ModelConfig(hparams=spec.hparams, feature_names=panel.feature_names,
                          lookback=spec.lookback, seed=spec.seed)
+    train_data = _subset(panel, scaler, train)
     started = time.perf_counter()
     model = build_model(spec.arch, config).fit(
-        _subset(panel, scaler, train), _subset(panel, scaler, valid) if valid.any() else None
-    )
+        train_data, _subset(panel, scaler, valid) if valid.any() else None)
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
     test_data = _subset(panel, scaler, test)
     scores = model.predict(test_data.X, test_data.groups)
     predict_seconds = time.perf_counter() - started
-    train_data = _subset(panel, scaler, train)
-    train_scores = model.predict(train_data.X, train_data.groups)
-    signal_scale = float(np.std(train_scores)) or 1.0
-    return model, scaler, test, scores, signal_scale, fit_seconds, predict_seconds
+    # Positions are scores in units of the model's own spread on its training fold.
+    signal_scale = float(np.std(model.predict(train_data.X, train_data.groups))) or 1.0
+    return FoldResult(model, scaler, test, scores, signal_scale, fit_seconds, predict_seconds)
 
 
 def _save_model(spec: RunSpec, panel: Panel, model, scaler, signal_scale, directory: Path):
@@ -138,20 +150,19 @@ def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path) -> SpecOutcom
         valid_fraction=ev.valid_fraction, horizon=LABEL_HORIZON, embargo=ev.embargo_bars,
         max_train=ev.max_train_bars,
     )
-    oos_parts, fit_seconds, predict_seconds, n_predicted = [], 0.0, 0.0, 0
+    oos_parts, results = [], []
     for fold in folds:
-        model, scaler, test, scores, scale, fit_s, pred_s = _fit_fold(
-            spec, panel, fold, positions_of)
-        fit_seconds += fit_s
-        predict_seconds += pred_s
-        n_predicted += int(test.sum())
+        result = _fit_fold(spec, panel, fold, positions_of)
+        results.append(result)
         oos_parts.append(pl.DataFrame({
-            "symbol": np.asarray(panel.symbols)[panel.groups[test]], "ts": panel.ts[test],
-            "fold": np.full(int(test.sum()), fold.index), "score": scores.astype(np.float64),
-            "position": positions_from_scores(scores, scale),
-            "label": panel.y[test].astype(np.float64),
+            "symbol": np.asarray(panel.symbols)[panel.groups[result.test]],
+            "ts": panel.ts[result.test], "fold": np.full(int(result.test.sum()), fold.index),
+            "score": result.scores.astype(np.float64),
+            "position": positions_from_scores(result.scores, result.signal_scale),
+            "label": panel.y[result.test].astype(np.float64),
         }))
-    _save_model(spec, panel, model, scaler, scale, model_dir)
+    last = results[-1]
+    _save_model(spec, panel, last.model, last.scaler, last.signal_scale, model_dir)
     oos = pl.concat(oos_parts).sort("symbol", "ts")
     oos = oos.with_columns(_costed_returns(oos, oos["position"], ev.cost_bps)
                            .alias("strategy_return"))
@@ -164,8 +175,8 @@ def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path) -> SpecOutcom
     metrics |= {
         "buy_and_hold_sharpe": trading_metrics(
             _equal_weight(buy_and_hold, "held")["ret"].to_numpy(), periods_per_year)["sharpe"],
-        "fit_seconds": fit_seconds,
-        "predict_ms_per_1k": 1e6 * predict_seconds / max(n_predicted, 1),
+        "fit_seconds": sum(r.fit_seconds for r in results),
+        "predict_ms_per_1k": 1e6 * sum(r.predict_seconds for r in results) / max(oos.height, 1),
         "turnover": float(oos.select(pl.col("position").diff().abs().over("symbol").mean()).item()
                           or 0.0),
         "n_folds": float(len(folds)),
