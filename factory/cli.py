@@ -114,7 +114,8 @@ def leaderboard(profile: str = typer.Option("demo")) -> None:
     """Print the leaderboard: rank, config, OOS Sharpe, max drawdown, win rate, stage."""
     paths = configure_environment()
     from factory.data.lake import Lake
-    from factory.leaderboard import candidate_returns, leaderboard_table, rank_candidates
+    from factory.data.strategy_returns import candidate_returns
+    from factory.leaderboard import leaderboard_table, rank_candidates
     from factory.tracking import Tracker
 
     candidates = Tracker(paths).latest_versions()

@@ -9,20 +9,10 @@ import numpy as np
 import polars as pl
 
 from factory.config import SelectionConfig
-from factory.data.lake import Lake
 from factory.selection import SelectionResult, select
 
 COLUMNS = ("rank", "config", "spec_id", "sharpe", "buy_and_hold_sharpe", "max_drawdown",
            "win_rate", "stage", "lake_version", "reason")
-
-
-def candidate_returns(lake: Lake, candidates: pl.DataFrame) -> dict[str, np.ndarray]:
-    """OOS return series of each candidate's run, aligned on the union of timestamps."""
-    table = lake.read_table("strategy_returns").filter(
-        pl.col("run_id").is_in(candidates["run_id"].to_list()))
-    wide = table.pivot(on="model_name", index="ts", values="ret").sort("ts")
-    return {name: wide[name].to_numpy() if name in wide.columns
-            else np.full(wide.height, np.nan) for name in candidates["model_name"]}
 
 
 def rank_candidates(policy: SelectionConfig, candidates: pl.DataFrame,

@@ -31,7 +31,7 @@ def build_features(name: str, bars: pl.DataFrame, params: Mapping[str, float] | 
         raise ValueError(f"build_features({name!r}) takes one asset's bars at a time")
     frame = _module(name).build(bars.sort("ts"), **dict(params or {}))
     if "ret_1" not in frame.columns:
-        raise AssertionError(f"feature set {name!r} must provide the ret_1 column")
+        raise ValueError(f"feature set {name!r} must provide the ret_1 column")
     return frame
 
 

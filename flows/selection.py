@@ -12,12 +12,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from factory.config import load_config
 from factory.data.lake import Lake
-from factory.leaderboard import (
-    candidate_returns,
-    leaderboard_markdown,
-    leaderboard_table,
-    rank_candidates,
-)
+from factory.data.strategy_returns import candidate_returns
+from factory.leaderboard import leaderboard_markdown, leaderboard_table, rank_candidates
 from factory.paths import configure_environment
 from factory.tracking import Tracker
 

@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 import polars as pl
 
 DEFAULT_LOWER_IS_BETTER = frozenset(
-    {"max_drawdown", "recovery_bars", "fit_seconds", "predict_ms", "correlation"}
+    {"max_drawdown", "recovery_bars", "fit_seconds", "predict_ms_per_1k", "correlation"}
 )
 
 

@@ -132,3 +132,11 @@ def test_bad_inputs_are_named():
         _select(candidates, _independent_returns(["a"]))
     with pytest.raises(ValueError, match=r"no return series for candidates \['b'\]"):
         _select(_candidates(["a", "b"], [1.0, 1.0], [0.1, 0.1]), _independent_returns(["a"]))
+
+
+def test_compute_cost_metrics_the_factory_logs_rank_lower_as_better():
+    metrics = pl.DataFrame({"model_name": ["slow", "fast"], "predict_ms_per_1k": [50.0, 5.0],
+                            "fit_seconds": [9.0, 1.0]})
+    for column in ("predict_ms_per_1k", "fit_seconds"):
+        score = composite_score(metrics, {column: 1.0})
+        assert score[1] > score[0], column
