@@ -17,15 +17,25 @@ from typing import Any
 
 import polars as pl
 
+from factory.data.provenance import ROW_NUMBER_NOTE, Locator
 from factory.data.schema import (
     BAR_COLUMNS,
+    NUMERIC_COLUMNS,
     PRICE_COLUMNS,
     DataQualityError,
     QualityFailure,
     rows_fail,
 )
 
-ROW_NUMBER_NOTE = "row numbers are 0-based positions in the frame as given"
+__all__ = ["MAX_PRICE", "MAX_VOLUME", "ROW_NUMBER_NOTE", "validate_bars"]
+
+# Bounds beyond which a number is a unit or parsing mistake, never a real bar. The dearest
+# traded instruments (Berkshire A, bitcoin) cost ~1e6 in their quote currency, so a price
+# above 1e9 is a timestamp, a volume or an overflow in the wrong column (a few hyper-inflated
+# currencies would need this raised). Volume is counted in units traded: even tokens with
+# quadrillions in circulation trade below 1e18 a bar. NaN and infinities fail both bounds.
+MAX_PRICE = 1e9
+MAX_VOLUME = 1e18
 
 # (column A, column B) pairs that must satisfy A >= B on every bar.
 _ORDERED_PAIRS: tuple[tuple[str, str], ...] = (
@@ -57,6 +67,36 @@ class _Validator:
     checks: tuple[_Check, ...]
 
 
+def _short(bound: float) -> str:
+    """Write a power-of-ten bound as ``1e9``."""
+    mantissa, exponent = f"{bound:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _plausible(column: str) -> str:
+    """Name of the copy of a price column that is null where the price is not plausible.
+
+    Price-order checks compare these copies, so that a NaN, infinite or absurd price is
+    reported once, by its own bound check, and not again by every comparison it touches.
+    """
+    return f"plausible_{column}"
+
+
+def _gx_frame(df: pl.DataFrame) -> Any:
+    """The pandas frame GX checks: NaN becomes +inf (pandas would call it null) and every
+    price gets its plausible copy (see ``_plausible``)."""
+    return df.select(
+        *(c for c in BAR_COLUMNS if c not in NUMERIC_COLUMNS),
+        pl.col(NUMERIC_COLUMNS).fill_nan(float("inf")),
+        *(
+            pl.when(pl.col(c).is_between(0, MAX_PRICE, closed="right"))
+            .then(pl.col(c))
+            .alias(_plausible(c))
+            for c in PRICE_COLUMNS
+        ),
+    ).to_pandas()
+
+
 def _bar_checks() -> tuple[_Check, ...]:
     """Build the bar expectations, in the order their failures are reported."""
     import great_expectations as gx
@@ -68,8 +108,11 @@ def _bar_checks() -> tuple[_Check, ...]:
     ]
     checks += [
         _Check(
-            ex.ExpectColumnPairValuesAToBeGreaterThanB(
-                column_A=a, column_B=b, or_equal=True, ignore_row_if="either_value_is_missing"
+            ex.ExpectColumnPairValuesAToBeGreaterThanB(  # among plausible prices only
+                column_A=_plausible(a),
+                column_B=_plausible(b),
+                or_equal=True,
+                ignore_row_if="either_value_is_missing",
             ),
             # Name the column that is out of place: high for high >= x, low for x >= low.
             a if a == "high" else b,
@@ -85,6 +128,21 @@ def _bar_checks() -> tuple[_Check, ...]:
     checks += [
         _Check(
             ex.ExpectColumnValuesToBeBetween(column=c, min_value=0, strict_min=True), c, f"{c} > 0"
+        )
+        for c in PRICE_COLUMNS
+    ]
+    checks.append(
+        _Check(
+            ex.ExpectColumnValuesToBeBetween(column="volume", max_value=MAX_VOLUME),
+            "volume",
+            f"volume is finite and <= {_short(MAX_VOLUME)}",
+        )
+    )
+    checks += [
+        _Check(
+            ex.ExpectColumnValuesToBeBetween(column=c, max_value=MAX_PRICE),
+            c,
+            f"{c} is finite and <= {_short(MAX_PRICE)}",
         )
         for c in PRICE_COLUMNS
     ]
@@ -125,13 +183,16 @@ def validate_bars(df: pl.DataFrame, source: str) -> None:
     """Check bars with great-expectations and raise one error listing every failure.
 
     Checks: no nulls in any of ``BAR_COLUMNS``; ``high >= low, open, close`` and
-    ``low <= open, close``; ``volume >= 0``; prices ``> 0``; ``(symbol, ts)`` unique.
+    ``low <= open, close``; volume finite and in ``[0, MAX_VOLUME]``; prices finite and in
+    ``(0, MAX_PRICE]``; ``(symbol, ts)`` unique.
 
     Parameters
     ----------
     df
-        Bars with the canonical columns (see ``schema.normalise_bars``); row order is kept,
-        so reported row numbers are 0-based positions in ``df`` as given.
+        Bars with the canonical columns (see ``schema.normalise_bars``). With the
+        ``PROVENANCE_COLUMNS`` (as ``read_bar_file`` gives), rows are quoted as the user's
+        file numbers them ("line 57", "a.csv line 5"); without, as 0-based positions in
+        ``df`` as given.
     source
         The file or label the data came from, named in the error.
 
@@ -139,35 +200,37 @@ def validate_bars(df: pl.DataFrame, source: str) -> None:
     ------
     DataQualityError
         Listing each failing check with file, column(s), number of offending rows and up to
-        five example row numbers; ``source``/``column``/``rows`` describe the first failure.
+        five example rows; ``source``/``column``/``rows`` describe the first failure.
     """
     missing = [c for c in BAR_COLUMNS if c not in df.columns]
     if missing:
         raise DataQualityError(
             [QualityFailure(source, c, df.height, "missing (required column)") for c in missing]
         )
-    frame = df.select(BAR_COLUMNS).to_pandas()
+    frame = _gx_frame(df)
     with _lock:
         validator = _validator()
         batch = validator.batch_definition.get_batch(batch_parameters={"dataframe": frame})
         outcome = batch.validate(validator.suite, result_format="COMPLETE")
     by_id = {r.expectation_config.id: r for r in outcome.results}
+    locate = Locator(df, source)
     failures = [
-        _failure(check, by_id[check.expectation.id], source, df.height)
+        _failure(check, by_id[check.expectation.id], locate, df.height)
         for check in validator.checks
         if not by_id[check.expectation.id].success
     ]
     if failures:
-        preamble = f"{source}: {len(failures)} data quality check(s) failed ({ROW_NUMBER_NOTE}):"
+        preamble = f"{source}: {len(failures)} data quality check(s) failed ({locate.note()}):"
         raise DataQualityError(failures, preamble=preamble)
 
 
-def _failure(check: _Check, result: Any, source: str, height: int) -> QualityFailure:
+def _failure(check: _Check, result: Any, locate: Locator, height: int) -> QualityFailure:
     """Describe one failed GX expectation result."""
     error = result.exception_info
     if error.get("raised_exception"):
         problem = f"check '{check.rule}' could not run: {error['exception_message']}"
-        return QualityFailure(source, check.column, height, problem)
-    rows = sorted(result.result.get("unexpected_index_list") or [])
+        return QualityFailure(locate.source, check.column, height, problem)
+    rows = result.result.get("unexpected_index_list") or []
     count = result.result.get("unexpected_count", len(rows))
-    return QualityFailure(source, check.column, count, rows_fail(count, check.rule, rows))
+    problem = rows_fail(count, check.rule, where=locate.where(rows))
+    return QualityFailure(locate.source, check.column, count, problem)

@@ -6,9 +6,10 @@ all sources the same way.
 
 from __future__ import annotations
 
+import csv
 import zlib
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -16,12 +17,17 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from factory.data.errors import WHOLE_FILE, refuse
+from factory.data.names import SYMBOL_RULE, check_symbol, is_valid_symbol
+from factory.data.provenance import CSV_SUFFIXES, PROVENANCE_COLUMNS, Locator
 from factory.data.schema import DataQualityError, normalise_bars
+from factory.data.timeparse import TIME_UNITS, TimeUnit
 
 TIME_ALIASES: tuple[str, ...] = ("ts", "timestamp", "datetime", "date", "time")
 SYMBOL_ALIASES: tuple[str, ...] = ("symbol", "ticker")
-CSV_SUFFIXES: tuple[str, ...] = (".csv", ".txt")
 PARQUET_SUFFIXES: tuple[str, ...] = (".parquet", ".pq")
+INDEX_NAMES: tuple[str, ...] = ("__index_level_0__",)
+"""Names pandas gives an unnamed index it saves to Parquet: a time column without a name."""
 
 
 def _from_pandas_ohlcv(frame: pd.DataFrame, symbol: str, label: str) -> pl.DataFrame:
@@ -86,71 +92,259 @@ def load_bokeh_stocks(symbols: Sequence[str] = ("AAPL", "GOOG", "IBM", "MSFT")) 
     )
 
 
-def read_bar_file(path: Path, symbol: str | None = None) -> pl.DataFrame:
+@dataclass(frozen=True)
+class ReadOptions:
+    """What a bar file's columns cannot say for themselves (the CLI's ``--`` options).
+
+    Parameters
+    ----------
+    symbol
+        Symbol of a single-asset file; overrides the file-name fallback. If the file has a
+        symbol column, every row must carry exactly this symbol.
+    time_column
+        Name of the time column when it is none of ``TIME_ALIASES`` (case-insensitive).
+    time_unit
+        Unit of a numeric time column that is not ``YYYYMMDD`` (see ``timeparse.TimeUnit``):
+        ``s``, ``ms``, ``us``, ``ns`` since the epoch, ``days`` since 1970-01-01, or
+        ``excel`` serial days.
+    time_format
+        A strptime format for the time column; overrides every other rule, applied strictly.
+
+    Raises
+    ------
+    ValueError
+        If ``symbol`` is not a valid symbol or ``time_unit`` is not a known unit.
+    """
+
+    symbol: str | None = None
+    time_column: str | None = None
+    time_unit: TimeUnit | None = None
+    time_format: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.symbol is not None:
+            check_symbol(self.symbol)
+        if self.time_unit is not None and self.time_unit not in TIME_UNITS:
+            raise ValueError(
+                f"time_unit must be one of {', '.join(TIME_UNITS)}; got {self.time_unit!r}"
+            )
+        if self.time_column is not None and not self.time_column.strip():
+            raise ValueError("time_column must be a non-blank column name")
+
+
+def read_bar_file(path: Path, options: ReadOptions = ReadOptions()) -> pl.DataFrame:  # noqa: B008
     """Read a CSV or Parquet file of OHLCV bars of any frequency and asset class.
 
-    Column names are matched case-insensitively. The time column may be called ``ts``,
-    ``timestamp``, ``datetime``, ``date`` or ``time`` (first match wins; separate ``date`` and
-    ``time`` columns are joined); the symbol column
-    ``symbol`` or ``ticker``. Without a symbol column, every row gets ``symbol`` or, failing
-    that, the file's stem upper-cased (``btc-usd.csv`` -> ``"BTC-USD"``).
+    Column names are matched case-insensitively. The time column is ``options.time_column``,
+    else the first of ``ts``, ``timestamp``, ``datetime``, ``date``, ``time`` (separate
+    ``date`` and ``time`` columns are joined), else an unnamed first column (a pandas index
+    saved with ``to_csv``). The symbol column is ``symbol`` or ``ticker``; without one, every
+    row gets ``options.symbol`` or, failing that, the file's stem upper-cased
+    (``btc-usd.csv`` -> ``"BTC-USD"``). Times are read by the rules of ``timeparse``: what
+    would have to be guessed (epoch units, day/month order) is refused instead. Blank CSV
+    lines are skipped.
 
     Parameters
     ----------
     path
         A ``.csv``/``.txt`` or ``.parquet``/``.pq`` file.
-    symbol
-        Symbol for files without a symbol column.
+    options
+        Symbol, time column, time unit and time format, where the file does not say.
 
     Returns
     -------
     pl.DataFrame
-        Canonical bars, sorted by ``(symbol, ts)``.
+        Canonical bars sorted by ``(symbol, ts)``, plus ``PROVENANCE_COLUMNS``: ``file``
+        (``str(path)``) and ``line`` (the CSV line, header = line 1; the Parquet row from 1).
 
     Raises
     ------
     DataQualityError
-        If a required column is missing or timestamps/prices cannot be parsed; the message
-        names the file, the column and the offending rows.
+        If the file is empty, a column is missing, or values cannot be read safely; the
+        message names the file, the column as the file spells it and the lines.
     ValueError
         If the file extension is not a supported format.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix in CSV_SUFFIXES:
-        raw = pl.read_csv(path, infer_schema_length=10_000)
-    elif suffix in PARQUET_SUFFIXES:
-        raw = pl.read_parquet(path)
-    else:
-        raise ValueError(f"{path}: unsupported bar file type {suffix!r} (use CSV or Parquet)")
-    raw, headers = _canonical_columns(raw)
-    if "symbol" not in raw.columns:
-        raw = raw.with_columns(symbol=pl.lit(symbol or path.stem.upper()))
+    label = str(path)
+    raw = _read_rows(path, label)
+    raw, headers = _canonical_columns(raw, options.time_column, label)
+    raw = _with_symbol(raw, options.symbol, path, headers, label)
     try:
-        return normalise_bars(raw, str(path))
+        bars = normalise_bars(
+            raw, label, time_unit=options.time_unit, time_format=options.time_format
+        )
     except DataQualityError as error:  # name the columns as the file spells them
         failures = [replace(f, column=headers.get(f.column, f.column)) for f in error.failures]
         raise DataQualityError(failures, error.preamble) from None
+    if bars.is_empty():
+        raise refuse(label, WHOLE_FILE, 0, "no bars: the file has no rows")
+    return bars
 
 
-def _canonical_columns(raw: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, str]]:
+def _read_rows(path: Path, label: str) -> pl.DataFrame:
+    """Read a file's rows with ``file``/``line`` provenance; refuse empty or unreadable files.
+
+    Columns of the file named like a provenance column are dropped (they would be shadowed).
+    """
+    suffix = path.suffix.lower()
+    if suffix not in (*CSV_SUFFIXES, *PARQUET_SUFFIXES):
+        raise ValueError(f"{path}: unsupported bar file type {suffix!r} (use CSV or Parquet)")
+    if path.stat().st_size == 0:
+        raise refuse(label, WHOLE_FILE, 0, "no bars: the file is empty")
+    is_csv = suffix in CSV_SUFFIXES
+    try:
+        raw = pl.read_csv(path, infer_schema_length=None) if is_csv else pl.read_parquet(path)
+    except pl.exceptions.NoDataError:
+        raise refuse(label, WHOLE_FILE, 0, "no bars: the file is empty") from None
+    except pl.exceptions.PolarsError as error:
+        kind = "CSV" if is_csv else "Parquet"
+        problem = f"cannot be read as {kind}: {str(error).strip().splitlines()[0]}"
+        ragged = _ragged_line(path) if is_csv else ""
+        raise refuse(label, WHOLE_FILE, 0, f"{problem}{ragged}") from None
+    own = [c for c in raw.columns if c.strip().lower() in PROVENANCE_COLUMNS]
+    raw = raw.drop(own)
+    lines = _csv_line_numbers(path, raw.height) if is_csv else pl.int_range(1, raw.height + 1)
+    if is_csv and raw.width:  # a blank line reads as a row of nulls: skip it
+        raw = raw.with_columns(line=lines).filter(~pl.all_horizontal(pl.exclude("line").is_null()))
+    else:
+        raw = raw.with_columns(line=lines)
+    if raw.is_empty():
+        layout = "a header" if is_csv else "columns"
+        raise refuse(label, WHOLE_FILE, 0, f"no bars: the file has {layout} but no rows")
+    return raw.with_columns(file=pl.lit(label), line=pl.col("line").cast(pl.Int64))
+
+
+def _canonical_columns(
+    raw: pl.DataFrame, time_column: str | None, label: str
+) -> tuple[pl.DataFrame, dict[str, str]]:
     """Rename a file's columns to the canonical lower-case names.
 
     Returns the renamed frame and, for each canonical column, the header the file used.
     """
-    headers = {c.strip().lower(): c for c in raw.columns}
-    raw = raw.rename({c: c.strip().lower() for c in raw.columns})
-    if {"date", "time"} <= set(raw.columns) and not {"ts", "timestamp", "datetime"} & set(
-        raw.columns
-    ):  # separate date and time-of-day columns, as in many broker exports
+    names = {c: c.strip().lower() for c in raw.columns}
+    clashes = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
+    if clashes:
+        same = ", ".join(repr(c) for c in raw.columns if names[c] in clashes)
+        raise refuse(label, same, raw.height, "columns differ only in case or spaces")
+    headers = {new: old for old, new in names.items()}
+    raw = raw.rename(names)
+    time = _time_column(raw, time_column, headers, label)
+    if time is None:  # separate date and time-of-day columns, as in many broker exports
         raw = raw.with_columns(ts=pl.concat_str("date", "time", separator=" ")).drop("date", "time")
         headers["ts"] = f"{headers['date']} + {headers['time']}"
-    for canonical, aliases in (("ts", TIME_ALIASES), ("symbol", SYMBOL_ALIASES)):
-        found = next((c for c in aliases if c in raw.columns), None)
-        if found is not None:
-            raw = raw.rename({found: canonical})
-            headers[canonical] = headers[found]
+    else:
+        if time != "ts" and "ts" in raw.columns:  # --time-column named another column
+            raw = raw.drop("ts")
+        raw = raw.rename({time: "ts"})
+        headers["ts"] = headers[time] if headers[time].strip() else "(unnamed first column)"
+    found = next((c for c in SYMBOL_ALIASES if c in raw.columns), None)
+    if found is not None:
+        raw = raw.rename({found: "symbol"})
+        headers["symbol"] = headers[found]
     return raw, headers
+
+
+def _time_column(
+    raw: pl.DataFrame, time_column: str | None, headers: dict[str, str], label: str
+) -> str | None:
+    """Pick the (renamed) time column; ``None`` means "join the date and time columns"."""
+    columns = raw.columns
+    if time_column is not None:
+        wanted = time_column.strip().lower()
+        if wanted in columns:
+            return wanted
+        problem = f"no column {time_column!r} (from --time-column)"
+    else:
+        if {"date", "time"} <= set(columns) and not {"ts", "timestamp", "datetime"} & set(columns):
+            return None
+        found = next((c for c in TIME_ALIASES if c in columns), None)
+        found = found or next((c for c in columns if c in INDEX_NAMES), None)
+        if found is None and columns and columns[0] in ("", "unnamed: 0"):
+            found = columns[0]
+        if found is not None:
+            return found
+        problem = (
+            f"no time column: accepted names are {', '.join(TIME_ALIASES)} (any case), or "
+            "separate date and time columns; pass --time-column NAME"
+        )
+    shown = [headers[c] for c in columns if c not in PROVENANCE_COLUMNS]
+    raise refuse(label, "ts", raw.height, f"{problem}; the file's columns: {', '.join(shown)}")
+
+
+def _with_symbol(
+    raw: pl.DataFrame, symbol: str | None, path: Path, headers: dict[str, str], label: str
+) -> pl.DataFrame:
+    """Give every row its symbol: the file's column, ``symbol``, or the file name."""
+    if "symbol" in raw.columns:
+        if symbol is not None:
+            differ = raw["symbol"].cast(pl.Utf8).ne_missing(symbol).arg_true()
+            if differ.len():
+                rule = f"symbol is {symbol} (as given by --symbol)"
+                failure = Locator(raw, label).failure(headers["symbol"], differ.to_list(), rule)
+                raise DataQualityError([failure])
+        return raw
+    name = symbol or path.stem.upper()
+    if not is_valid_symbol(name):
+        problem = (
+            f"no symbol column, and the file name gives {name!r}, which is no valid symbol "
+            f"({SYMBOL_RULE}): pass --symbol NAME"
+        )
+        raise refuse(label, "symbol", raw.height, problem)
+    return raw.with_columns(symbol=pl.lit(name))
+
+
+def _csv_line_numbers(path: Path, rows: int) -> pl.Series:
+    """The line on which each of a CSV's ``rows`` records starts (header = line 1).
+
+    Usually record ``i`` is on line ``i + 2``; a quoted field spanning several lines breaks
+    that, so when the file's newline count disagrees, the records are counted with ``csv``.
+
+    Parameters
+    ----------
+    path
+        The CSV file.
+    rows
+        How many records (blank lines included) the file was read as, header excluded.
+
+    Returns
+    -------
+    pl.Series
+        ``rows`` Int64 line numbers.
+    """
+    count, ends_with_newline = _count_newlines(path)
+    simple = pl.int_range(2, rows + 2, eager=True, dtype=pl.Int64)
+    if count == rows + int(ends_with_newline):
+        return simple
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle)
+        starts, previous = [], 0
+        for _ in reader:
+            starts.append(previous + 1)
+            previous = reader.line_num
+    return pl.Series(starts[1:], dtype=pl.Int64) if len(starts) == rows + 1 else simple
+
+
+def _ragged_line(path: Path) -> str:
+    """Name the first CSV record whose field count differs from the header's, if any."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle)
+        header, previous = next(reader, []), 1
+        for record in reader:
+            if record and len(record) != len(header):
+                return f" (line {previous + 1} has {len(record)} fields, the header {len(header)})"
+            previous = reader.line_num
+    return ""
+
+
+def _count_newlines(path: Path) -> tuple[int, bool]:
+    """Count ``\\n`` in a file and say whether it ends with one (reads in 1 MiB chunks)."""
+    count, last = 0, b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count, last == b"\n"
 
 
 def synthetic_bars(

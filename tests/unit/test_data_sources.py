@@ -6,8 +6,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from factory.data.schema import BAR_COLUMNS, DataQualityError, normalise_bars
+from factory.data.schema import BAR_COLUMNS, PROVENANCE_COLUMNS, DataQualityError, normalise_bars
 from factory.data.sources import (
+    ReadOptions,
     load_bokeh_stocks,
     load_demo_bars,
     read_bar_file,
@@ -65,8 +66,8 @@ def test_read_csv_with_capitalised_headers_takes_symbol_from_file_stem(tmp_path)
         "2020-01-02,9.0,10.2,8.8,10.0,9.9,1200\n"
     )
     bars = read_bar_file(path)
-    assert bars.columns == list(BAR_COLUMNS)
-    assert dict(bars.schema) == CANONICAL_SCHEMA
+    assert bars.columns == [*BAR_COLUMNS, *PROVENANCE_COLUMNS]
+    assert dict(bars.select(BAR_COLUMNS).schema) == CANONICAL_SCHEMA
     assert bars["symbol"].to_list() == ["SPY", "SPY"]
     assert bars["ts"].to_list() == [datetime(2020, 1, 2), datetime(2020, 1, 3)]
     assert bars["close"].to_list() == [10.0, 10.5]
@@ -100,7 +101,8 @@ def test_read_file_symbol_from_ticker_column_or_argument(tmp_path):
     (tmp_path / "mixed.csv").write_text("Ticker,datetime,open,high,low,close,volume\nETH," + rows)
     (tmp_path / "plain.csv").write_text("time,open,high,low,close,volume\n" + rows)
     assert read_bar_file(tmp_path / "mixed.csv")["symbol"].to_list() == ["ETH"]
-    assert read_bar_file(tmp_path / "plain.csv", symbol="SOL")["symbol"].to_list() == ["SOL"]
+    plain = read_bar_file(tmp_path / "plain.csv", ReadOptions(symbol="SOL"))
+    assert plain["symbol"].to_list() == ["SOL"]
 
 
 def test_unparseable_timestamps_name_file_column_and_rows(tmp_path):
@@ -116,7 +118,8 @@ def test_unparseable_timestamps_name_file_column_and_rows(tmp_path):
         read_bar_file(path)
     error = caught.value
     assert (error.source, error.column, error.rows) == (str(path), "Date", 2)
-    assert str(path) in str(error) and "'Date'" in str(error) and "rows 1, 3" in str(error)
+    # Lines as the file numbers them (header = line 1), not 0-based positions.
+    assert str(path) in str(error) and "'Date'" in str(error) and "lines 3, 5" in str(error)
 
 
 def test_missing_column_is_named():
@@ -126,12 +129,14 @@ def test_missing_column_is_named():
     assert [f.column for f in caught.value.failures] == ["high", "low", "close", "volume"]
 
 
-def test_normalise_reads_epoch_milliseconds_and_sorts():
+def test_normalise_reads_epoch_milliseconds_only_when_told_and_sorts():
     epoch_ms = [1_700_003_600_000, 1_700_000_000_000]
     frame = pl.DataFrame(
         {"symbol": ["B", "A"], "ts": epoch_ms, "open": [1, 1], "high": [2, 2], "low": [1, 1]}
     ).with_columns(close=pl.lit(1.5), volume=pl.lit(7))
-    bars = normalise_bars(frame, "epoch")
+    with pytest.raises(DataQualityError, match="looks like epoch milliseconds"):
+        normalise_bars(frame, "epoch")  # the unit is never guessed from the magnitude
+    bars = normalise_bars(frame, "epoch", time_unit="ms")
     assert dict(bars.schema) == CANONICAL_SCHEMA
     assert bars["symbol"].to_list() == ["A", "B"]
     assert bars["ts"].to_list() == [
@@ -174,7 +179,7 @@ def test_separate_date_and_time_columns_are_joined(tmp_path):
         "2022-06-01,13:30:00,1.07,1.08,1.06,1.075,0\n"
         "2022-06-01,25:99:00,1.07,1.08,1.06,1.075,0\n"
     )
-    with pytest.raises(DataQualityError, match="column 'Date \\+ Time': 1 row fails .* row 1"):
+    with pytest.raises(DataQualityError, match="column 'Date \\+ Time': 1 row fails .* line 3"):
         read_bar_file(path)
     path.write_text(path.read_text().replace("25:99", "14:30"))
     assert read_bar_file(path)["ts"].to_list() == [

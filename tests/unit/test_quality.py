@@ -6,7 +6,7 @@ import time
 import polars as pl
 import pytest
 
-from factory.data.quality import validate_bars
+from factory.data.quality import MAX_PRICE, MAX_VOLUME, validate_bars
 from factory.data.schema import DataQualityError
 from factory.data.sources import load_bokeh_stocks, load_demo_bars, synthetic_bars
 
@@ -76,6 +76,47 @@ def test_low_above_open_and_zero_prices_are_caught(clean):
     assert {"low <= open", "low <= close", "high >= low", "open > 0"} <= rules
 
 
+@pytest.mark.parametrize("column", ["close", "volume"])
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan"), 1e300])
+def test_non_finite_and_absurd_values_are_caught_once_with_rows(clean, column, bad):
+    with pytest.raises(DataQualityError) as caught:
+        validate_bars(_set(clean, column, [7], bad), "feed")
+    failures = caught.value.failures
+    assert all(f.column == column for f in failures)  # not again by the price-order checks
+    rule = failures[0].problem.split("'")[1]
+    assert len(failures) == 1 and failures[0].problem.endswith("(e.g. row 7)")
+    assert rule in {
+        f"{column} > 0",
+        "volume >= 0",
+        f"{column} is finite and <= 1e9",
+        "volume is finite and <= 1e18",
+    }  # a NaN is not reported as missing
+
+
+def test_bounds_are_inclusive_and_named():
+    assert (MAX_PRICE, MAX_VOLUME) == (1e9, 1e18)
+    edge = synthetic_bars(n_bars=3).with_columns(
+        open=pl.lit(MAX_PRICE / 2),
+        high=pl.lit(MAX_PRICE),
+        low=pl.lit(1e-9),
+        close=pl.lit(1.0),
+        volume=pl.Series([0.0, MAX_VOLUME, 1.0]),
+    )
+    validate_bars(edge, "edge")
+    with pytest.raises(DataQualityError, match="'high is finite and <= 1e9' \\(e.g. row 1\\)"):
+        validate_bars(_set(edge, "high", [1], MAX_PRICE * 1.001), "edge")
+
+
+def test_rows_are_named_by_file_and_line_when_provenance_is_given(clean):
+    bad = _set(clean, "low", [3], -1.0).with_columns(
+        file=pl.lit("x.parquet"), line=pl.int_range(pl.len(), dtype=pl.Int64) + 101
+    )
+    with pytest.raises(DataQualityError) as caught:
+        validate_bars(bad, "x.parquet")
+    assert caught.value.failures[0].problem == "1 row fails 'low > 0' (e.g. row 104)"
+    assert "0-based" not in str(caught.value) and "rows count from 1" in str(caught.value)
+
+
 def test_examples_are_capped_at_five(clean):
     bad = _set(clean, "volume", list(range(12)), -1.0)
     with pytest.raises(DataQualityError, match=r"12 rows fail .* \(e\.g\. rows 0, 1, 2, 3, 4\)$"):
@@ -96,7 +137,8 @@ def test_error_survives_pickling(clean):
     assert (copy.source, copy.column, copy.rows) == ("feed", "high", 1)
 
 
-@pytest.mark.parametrize("load", [load_demo_bars, load_bokeh_stocks],
-                         ids=["arch-sp500-nasdaq", "bokeh-stocks"])
+@pytest.mark.parametrize(
+    "load", [load_demo_bars, load_bokeh_stocks], ids=["arch-sp500-nasdaq", "bokeh-stocks"]
+)
 def test_packaged_real_data_passes_the_suite(load):
     validate_bars(load(), load.__name__)
