@@ -7,24 +7,39 @@ in place: a correction is a new row for the same ``(symbol, ts)`` with a later
 so a backtest can see exactly what was known when, and Delta versions give time travel on
 top (``read_bars(version=...)``).
 
+Beside the bars, the ``symbols`` table records each symbol's `BarFrequency` (one row per
+symbol per change, the latest ``knowledge_ts`` wins), written by the same ingest, so that
+metrics annualise from the stored frequency and calendar, never by counting bars (rule 10).
+
 Paths are kept as strings so the same code works on local directories and on ``s3://``
 URIs (pass credentials through ``storage_options``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
 
+from factory.data.frequency import BarFrequency, check_bar_series, detect_frequency
+from factory.data.frequency import align_daily_bars as align_by_date
+from factory.data.provenance import PROVENANCE_COLUMNS
 from factory.data.quality import validate_bars
-from factory.data.schema import BAR_COLUMNS, NUMERIC_COLUMNS, normalise_bars
+from factory.data.schema import BAR_COLUMNS, NUMERIC_COLUMNS, DataQualityError, normalise_bars
 
 BARS = "bars"
+SYMBOLS = "symbols"
 LAKE_COLUMNS: tuple[str, ...] = (*BAR_COLUMNS, "knowledge_ts", "source")
+SYMBOL_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.Utf8(), "bar_seconds": pl.Int64(), "label": pl.Utf8(), "calendar": pl.Utf8(),
+    "periods_per_year": pl.Float64(), "time_of_day": pl.Utf8(), "knowledge_ts": pl.Datetime("us"),
+}
+"""Columns of the ``symbols`` table: a `BarFrequency` per symbol and when it was learnt."""
 _KEY = ["symbol", "ts"]
 
 
@@ -95,15 +110,36 @@ class Lake:
         frame = self._scan(BARS).select(pl.col("symbol").unique()).collect()
         return sorted(frame["symbol"].to_list())
 
-    def ingest_bars(self, df: pl.DataFrame, source: str) -> IngestResult:
-        """Validate bars and append what is new or corrected, in one atomic commit.
+    def ingest_bars(
+        self,
+        df: pl.DataFrame,
+        source: str,
+        *,
+        calendar: str | None = None,
+        align_daily_bars: bool = False,
+    ) -> IngestResult:
+        """Check bars and append what is new or corrected, in one atomic commit.
+
+        Steps: normalise; optionally stamp daily bars at 00:00 of their date; refuse, per
+        symbol, bars that cannot be one series with the lake's (`check_bar_series`); split
+        new and corrected rows from ones the lake already knows; validate only the rows to
+        commit with great-expectations (unchanged rows were validated when stored, so a
+        re-ingest of unchanged data never builds the GX context); append them; then record
+        the frequency of each symbol whose frequency is new or changed.
 
         Parameters
         ----------
         df
-            Bars with the canonical columns (any column types ``normalise_bars`` accepts).
+            Bars with the canonical columns (any column types ``normalise_bars`` accepts),
+            optionally with ``file``/``line`` provenance, used to name rows in errors and
+            never stored.
         source
             File or label the bars came from; quoted in errors and stored per row.
+        calendar
+            ``"equity"``, ``"fx"`` or ``"crypto"``: overrides the detected calendar and is
+            stored (default: detected on a symbol's first ingest, then kept).
+        align_daily_bars
+            Stamp daily-or-longer bars at 00:00 of their UTC date first (`align_daily_bars`).
 
         Returns
         -------
@@ -114,26 +150,77 @@ class Lake:
         Raises
         ------
         DataQualityError
-            If the bars fail validation; nothing is written and the version is unchanged.
+            If the bars fail a check; nothing is written and the versions are unchanged.
+        ValueError
+            If ``calendar`` is not a known calendar.
         """
-        incoming = normalise_bars(df, source, sort=False)
-        validate_bars(incoming, source)
-        incoming = incoming.sort(_KEY)
+        incoming = _normalise(df, source)
+        symbols = incoming["symbol"].drop_nulls().unique().to_list()
         current_version = self.version(BARS)
+        stored_ts = self._stored_timestamps(symbols) if current_version is not None else {}
+        recorded = self._recorded_frequencies(symbols)
+        known = {**_detect_all(stored_ts, exclude=recorded), **recorded}
+        if align_daily_bars:
+            incoming = align_by_date(incoming, known)
+        after = check_bar_series(incoming, source, stored_ts, known, calendar)
+        changed = {s: f for s, f in after.items() if recorded.get(s) != f}
+        as_given, incoming = incoming, incoming.sort(_KEY, maintain_order=True)
         if current_version is None:
             new, corrected = incoming, incoming.clear()
         else:
             new, corrected = self._new_and_corrected(incoming)
         unchanged = incoming.height - new.height - corrected.height
         additions = pl.concat([new, corrected])
-        if additions.is_empty():
+        if not additions.is_empty():
+            _validate(additions, as_given, source)
+        if additions.is_empty() and not changed:
             return IngestResult(current_version, 0, unchanged, 0)
-        stamped = additions.sort(_KEY).with_columns(
-            knowledge_ts=pl.lit(self._commit_time(), dtype=pl.Datetime("us")),
-            source=pl.lit(source, dtype=pl.Utf8),
-        )
-        version = self._append(BARS, stamped)
-        return IngestResult(version, stamped.height, unchanged, corrected.height)
+        knowledge_ts = self._commit_time()
+        version = current_version
+        if not additions.is_empty():
+            stamped = additions.select(BAR_COLUMNS).sort(_KEY).with_columns(
+                knowledge_ts=pl.lit(knowledge_ts, dtype=pl.Datetime("us")),
+                source=pl.lit(source, dtype=pl.Utf8),
+            )
+            version = self._append(BARS, stamped)
+        if changed:
+            self._append(SYMBOLS, _frequency_rows(changed, knowledge_ts))
+        return IngestResult(version, additions.height, unchanged, corrected.height)
+
+    def bar_frequencies(
+        self, symbols: Sequence[str] | None = None, version: int | None = None
+    ) -> dict[str, BarFrequency]:
+        """Each symbol's stored bar frequency and calendar.
+
+        Parameters
+        ----------
+        symbols
+            Symbols to look up (default: every symbol in the bars table).
+        version
+            A bars-table version: the frequencies known when it was written (default, or the
+            latest version: the latest frequencies).
+
+        Returns
+        -------
+        dict of str to BarFrequency
+            The latest recorded row per symbol; a symbol without one (a lake written before
+            the ``symbols`` table existed) is detected from its stored bars. Symbols absent
+            from the lake, or with a single bar, are left out; an empty lake gives ``{}``.
+        """
+        latest = self.version(BARS)
+        if latest is None:
+            return {}
+        if symbols is None:
+            held = self._scan(BARS, version).select(pl.col("symbol").unique()).collect()
+            symbols = held["symbol"].to_list()
+        known_by = None
+        if version is not None and version != latest:
+            scan = self._scan(BARS, version).select(pl.col("knowledge_ts").max())
+            known_by = scan.collect().item()
+        recorded = self._recorded_frequencies(list(symbols), known_by)
+        missing = [s for s in symbols if s not in recorded]
+        found = {**_detect_all(self._stored_timestamps(missing, version)), **recorded}
+        return {s: found[s] for s in sorted(symbols) if s in found}
 
     def read_bars(
         self,
@@ -192,10 +279,44 @@ class Lake:
         )
         return self.version(table)
 
+    def _stored_timestamps(
+        self, symbols: Sequence[str], version: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Per symbol, the distinct stored bar times as sorted int64 microseconds."""
+        if not symbols:
+            return {}
+        frame = (
+            self._scan(BARS, version)
+            .filter(pl.col("symbol").is_in(list(symbols)))
+            .select("symbol", pl.col("ts").cast(pl.Datetime("us")).to_physical())
+            .unique()
+            .sort(_KEY)
+            .collect()
+        )
+        parts = frame.partition_by("symbol", as_dict=True, maintain_order=True)
+        return {key[0]: part["ts"].to_numpy() for key, part in parts.items()}
+
+    def _recorded_frequencies(
+        self, symbols: Sequence[str], known_by: datetime | None = None
+    ) -> dict[str, BarFrequency]:
+        """The latest ``symbols``-table row of each symbol (known by ``known_by``, if given)."""
+        if self.version(SYMBOLS) is None or not symbols:
+            return {}
+        scan = self._scan(SYMBOLS).filter(pl.col("symbol").is_in(list(symbols)))
+        if known_by is not None:
+            scan = scan.filter(pl.col("knowledge_ts") <= known_by)
+        latest = scan.filter(pl.col("knowledge_ts") == pl.col("knowledge_ts").max().over("symbol"))
+        names = [f.name for f in fields(BarFrequency)]
+        return {
+            row["symbol"]: BarFrequency(**{n: row[n] for n in names})
+            for row in latest.collect().iter_rows(named=True)
+        }
+
     def _new_and_corrected(self, incoming: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Split incoming bars into unknown ones and ones whose values differ from the lake's.
 
         Incoming bars equal to the latest known value are neither, and are not stored again.
+        Provenance columns are kept (for error messages).
         """
         known = _latest_knowledge(
             self._scan(BARS).filter(
@@ -209,23 +330,62 @@ class Lake:
             pl.col(c).ne_missing(pl.col(f"{c}_known")) for c in NUMERIC_COLUMNS
         )
         return (
-            joined.filter(is_new).select(BAR_COLUMNS),
-            joined.filter(~is_new & differs).select(BAR_COLUMNS),
+            joined.filter(is_new).select(incoming.columns),
+            joined.filter(~is_new & differs).select(incoming.columns),
         )
 
     def _commit_time(self) -> datetime:
         """Now (naive UTC), strictly after every knowledge time already in the lake.
 
-        Keeping knowledge times strictly increasing means "latest knowledge wins" is never a
-        tie, even with a clock that steps backwards.
+        Keeping knowledge times strictly increasing (across the bars and symbols tables)
+        means "latest knowledge wins" is never a tie, even with a clock that steps backwards.
         """
-        now = datetime.now(UTC).replace(tzinfo=None)
-        if self.version(BARS) is None:
-            return now
-        latest = self._scan(BARS).select(pl.col("knowledge_ts").max()).collect().item()
-        return max(now, latest + timedelta(microseconds=1))
+        moments = [datetime.now(UTC).replace(tzinfo=None)]
+        for table in (BARS, SYMBOLS):
+            if self.version(table) is not None:
+                latest = self._scan(table).select(pl.col("knowledge_ts").max()).collect().item()
+                if latest is not None:
+                    moments.append(latest + timedelta(microseconds=1))
+        return max(moments)
 
 
 def _latest_knowledge(scan: pl.LazyFrame) -> pl.LazyFrame:
     """Keep, for each ``(symbol, ts)``, the row with the latest ``knowledge_ts``."""
     return scan.filter(pl.col("knowledge_ts") == pl.col("knowledge_ts").max().over(_KEY))
+
+
+def _normalise(df: pl.DataFrame, source: str) -> pl.DataFrame:
+    """Canonical bars in the order given, with the ``file``/``line`` provenance of ``df``."""
+    bars = normalise_bars(df, source, sort=False)
+    kept = [c for c in PROVENANCE_COLUMNS if c in df.columns and c not in bars.columns]
+    if kept and bars.height == df.height:
+        bars = bars.with_columns(df.select(kept))
+    return bars
+
+
+def _validate(additions: pl.DataFrame, as_given: pl.DataFrame, source: str) -> None:
+    """Validate the rows to commit; name rows as given when they carry no provenance."""
+    try:
+        validate_bars(additions, source)
+    except DataQualityError:
+        if "line" in additions.columns:
+            raise
+        validate_bars(as_given, source)  # the same failures, numbered in the frame as given
+        raise
+
+
+def _detect_all(
+    stored_ts: Mapping[str, np.ndarray], exclude: Mapping[str, object] | None = None
+) -> dict[str, BarFrequency]:
+    """Detect the frequency of each symbol's stored bars (two or more), skipping ``exclude``."""
+    return {
+        symbol: detect_frequency(us.astype("datetime64[us]"))
+        for symbol, us in stored_ts.items()
+        if us.size >= 2 and symbol not in (exclude or {})
+    }
+
+
+def _frequency_rows(frequencies: Mapping[str, BarFrequency], known: datetime) -> pl.DataFrame:
+    """One ``symbols``-table row per symbol."""
+    rows = [{"symbol": s, **asdict(f), "knowledge_ts": known} for s, f in frequencies.items()]
+    return pl.DataFrame(rows, schema=SYMBOL_SCHEMA)

@@ -9,59 +9,18 @@ NaN returns mean "no out-of-sample prediction at this bar" and are dropped befor
 trading metrics; Sharpe-like ratios use the sample standard deviation (``ddof=1``) and are 0 when
 it is (numerically) zero. Ratios that would be infinite (no losses) are capped at `METRIC_CAP`
 so that tables, ranks and trackers only ever see finite numbers.
+
+Annualising takes the symbol's stored bar frequency (``BarFrequency.periods_per_year`` from
+``factory.data.frequency``, carried by the training ``DatasetRef``), never a count of bars
+(rule 10): two bars a day from two stitched daily files would otherwise inflate every Sharpe
+ratio by sqrt(2).
 """
 
 import numpy as np
-import polars as pl
 
 METRIC_CAP = 1e6
 ROLLING_WINDOWS = (30, 60, 90)
 _ZERO_STD = 1e-12
-_DAY_SECONDS = 86_400.0
-
-
-def infer_periods_per_year(timestamps: np.ndarray | pl.Series) -> float:
-    """Guess how many bars make a year from the bar timestamps.
-
-    The median spacing decides the frequency. Intraday bars give ``bars per trading day *
-    trading days per year``; daily bars give trading days per year. Trading days per year are
-    365 when all seven weekdays carry bars (crypto), else ``252 * weekdays / 5`` (252 for a
-    five-day week). A weekday counts only when it holds at least a third of its even share of
-    bars, so a stray weekend bar or a time-zone shift does not turn equities into crypto.
-    Longer spacings map to 52 (weekly), 12 (monthly), 4 (quarterly), else
-    ``365.25 days / spacing``.
-
-    Parameters
-    ----------
-    timestamps : numpy.ndarray or polars.Series
-        Bar timestamps (datetime64 or a polars Date/Datetime series), in any order.
-
-    Returns
-    -------
-    float
-        Bars per year.
-
-    Raises
-    ------
-    ValueError
-        If fewer than two distinct timestamps are given.
-    """
-    raw = timestamps.to_numpy() if isinstance(timestamps, pl.Series) else timestamps
-    ts = np.unique(np.asarray(raw).astype("datetime64[ns]"))
-    if ts.size < 2:
-        raise ValueError(f"need at least 2 distinct timestamps, got {ts.size}")
-    spacing_days = float(np.median(np.diff(ts).astype(np.int64))) / 1e9 / _DAY_SECONDS
-    days = ts.astype("datetime64[D]").astype(np.int64)
-    weekday_counts = np.bincount((days + 3) % 7, minlength=7)  # 1970-01-01 was a Thursday
-    n_weekdays = int(np.sum(weekday_counts >= ts.size / 21))
-    days_per_year = 365.0 if n_weekdays == 7 else 252.0 * n_weekdays / 5
-    if spacing_days < 0.9:
-        _, bars_per_day = np.unique(days, return_counts=True)
-        return float(np.median(bars_per_day)) * days_per_year
-    for upper_days, periods in ((4, days_per_year), (10, 52.0), (45, 12.0), (120, 4.0)):
-        if spacing_days < upper_days:
-            return float(periods)
-    return 365.25 / spacing_days
 
 
 def equity_and_drawdown(returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +89,8 @@ def trading_metrics(
     returns : numpy.ndarray
         Per-bar net strategy returns; NaN entries are dropped.
     periods_per_year : float
-        Bars per year (`infer_periods_per_year`), used to annualise.
+        Bars per year, from the stored bar frequency (``BarFrequency.periods_per_year``),
+        used to annualise.
     positions : numpy.ndarray, optional
         Positions behind the returns; adds ``turnover``, the mean ``|position_t -
         position_{t-1}|`` per bar starting flat.

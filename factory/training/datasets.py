@@ -1,27 +1,67 @@
 """Feature cache: each (asset, feature set, lake version) is built once and shared by every
-config that uses it, across runs too (the lake version is part of the key)."""
+config that uses it, across runs too (the lake version is part of the key).
+
+The dataset reference also carries the universe's bar frequency as the lake stored it, so
+that metrics annualise from it rather than by counting bars (rule 10)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from factory.data.lake import Lake
+from factory.data.universe import universe_frequency
 from feature_sets import build_features
 
 
 @dataclass(frozen=True)
 class DatasetRef:
-    """Where a worker finds the cached bars and features of one lake version."""
+    """Where a worker finds the cached bars and features of one lake version.
+
+    Attributes
+    ----------
+    cache_root
+        Root of the bars and features cache.
+    lake_version
+        Version of the lake's bars table the data comes from.
+    symbols
+        The universe.
+    periods_per_year
+        Bars per year of the universe's stored frequency: what metrics annualise with.
+    bar_frequency
+        Its label (``"1d"``, ``"1h"``, ...), for records.
+    """
 
     cache_root: Path
     lake_version: int
     symbols: tuple[str, ...]
+    periods_per_year: float
+    bar_frequency: str
+
+    def __post_init__(self) -> None:
+        if not self.periods_per_year > 0:
+            raise ValueError(f"periods_per_year must be positive, got {self.periods_per_year}")
+
+    @classmethod
+    def for_lake(
+        cls, cache_root: Path, lake: Lake, version: int, symbols: Sequence[str]
+    ) -> DatasetRef:
+        """The reference of ``symbols`` at lake ``version``, with their stored frequency.
+
+        Raises
+        ------
+        MixedFrequencyError
+            If the symbols do not share one frequency (see ``universe_frequency``).
+        """
+        symbols = tuple(symbols)
+        frequency = universe_frequency(lake.bar_frequencies(symbols, version=version), symbols)
+        return cls(Path(cache_root), version, symbols, frequency.periods_per_year,
+                   frequency.label)
 
     def bars_path(self) -> Path:
         return self.cache_root / "bars" / f"v{self.lake_version}.parquet"

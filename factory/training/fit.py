@@ -4,6 +4,7 @@
 One pooled model is trained per fold on every asset of the universe; the portfolio return of
 a bar is the equal-weighted mean of the assets' strategy returns. The model saved for the
 registry is the last fold's: its out-of-sample period is the most recent one reported.
+Metrics annualise with the universe's stored bar frequency (``DatasetRef.periods_per_year``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from factory.evaluation.metrics import infer_periods_per_year, prediction_metrics, trading_metrics
+from factory.evaluation.metrics import prediction_metrics, trading_metrics
 from factory.evaluation.signals import positions_from_scores, strategy_returns
 from factory.grid import RunSpec
 from factory.training.datasets import DatasetRef, load_bars, load_features
@@ -167,7 +168,7 @@ def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path) -> SpecOutcom
     oos = oos.with_columns(_costed_returns(oos, oos["position"], ev.cost_bps)
                            .alias("strategy_return"))
     portfolio = _equal_weight(oos, "strategy_return")
-    periods_per_year = infer_periods_per_year(portfolio["ts"].to_numpy())
+    periods_per_year = ref.periods_per_year  # the stored frequency, never a count of bars
     metrics = trading_metrics(portfolio["ret"].to_numpy(), periods_per_year)
     metrics |= prediction_metrics(oos["score"].to_numpy(), oos["label"].to_numpy())
     buy_and_hold = oos.with_columns(_costed_returns(oos, pl.Series(np.ones(oos.height)),
@@ -180,6 +181,7 @@ def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path) -> SpecOutcom
         "turnover": float(oos.select(pl.col("position").diff().abs().over("symbol").mean()).item()
                           or 0.0),
         "n_folds": float(len(folds)),
+        "periods_per_year": periods_per_year,
     }
     return SpecOutcome(spec=spec, status="FINISHED", metrics=metrics, oos=oos,
                        portfolio=portfolio, model_dir=str(model_dir))

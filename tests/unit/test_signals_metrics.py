@@ -1,18 +1,28 @@
-"""Labels, positions, costs and metrics on hand-computable examples."""
+"""Labels, positions, costs and metrics on hand-computable examples, and the annualisation
+fit takes from the lake's stored bar frequency."""
+
+from datetime import datetime
 
 import numpy as np
 import polars as pl
 import pytest
 
+from factory.config import load_config
+from factory.data.lake import LAKE_COLUMNS, Lake
+from factory.data.schema import DataQualityError
+from factory.data.sources import synthetic_bars
 from factory.evaluation.metrics import (
     METRIC_CAP,
     equity_and_drawdown,
-    infer_periods_per_year,
     prediction_metrics,
     trading_metrics,
 )
 from factory.evaluation.signals import positions_from_scores, strategy_returns
+from factory.grid import expand
+from factory.training.datasets import DatasetRef, cache_bars, cache_features
+from factory.training.fit import evaluate_spec
 from factory.training.splits import label_forward_returns
+from tests.unit.test_frequency import equity_dates
 
 
 def test_label_is_return_from_t_plus_1_to_t_plus_2():
@@ -111,18 +121,6 @@ def test_nan_returns_are_dropped_and_turnover_reported():
     assert metrics["turnover"] == pytest.approx(1.0)  # (0 + 1 + 2) / 3
 
 
-def test_periods_per_year_daily_vs_hourly_24_7():
-    days = pl.date_range(pl.date(2020, 1, 1), pl.date(2021, 12, 31), "1d", eager=True)
-    weekdays = days.filter(days.dt.weekday() <= 5)
-    assert infer_periods_per_year(weekdays) == 252
-    every_day = np.arange("2020-01-01", "2021-01-01", dtype="datetime64[D]")
-    assert infer_periods_per_year(every_day) == 365
-    hourly = np.arange("2021-01-01T00", "2021-03-01T00", dtype="datetime64[h]")
-    assert infer_periods_per_year(hourly) == 8760
-    weekly = np.arange("2015-01-05", "2021-01-01", 7, dtype="datetime64[D]")
-    assert infer_periods_per_year(weekly) == 52
-
-
 def test_prediction_metrics():
     pred = np.array([1.0, -1.0, 2.0, np.nan])
     y = np.array([2.0, 1.0, 0.0, 5.0])
@@ -131,3 +129,43 @@ def test_prediction_metrics():
     assert metrics["mae"] == pytest.approx(5 / 3)
     assert metrics["r2"] == pytest.approx(1 - 9 / 2)  # SST = 1 + 0 + 1
     assert metrics["directional_accuracy"] == pytest.approx(0.5)  # y=0 is skipped
+
+
+def _two_bars_a_day() -> pl.DataFrame:
+    """One symbol's daily bars stamped 00:00 from one file and 16:00 from another."""
+    dates = equity_dates()
+    first = synthetic_bars(("AAA",), n_bars=dates.len(), seed=5).with_columns(ts=dates)
+    second = first.with_columns(pl.col("ts").dt.offset_by("16h"),
+                                pl.col(["open", "high", "low", "close"]) * 1.5)
+    return pl.concat([first, second]).sort("symbol", "ts")
+
+
+def _fit_lightgbm(lake: Lake, tmp_path) -> tuple[DatasetRef, dict, pl.DataFrame]:
+    spec = next(s for s in expand(load_config("ci"), ("AAA",)).specs if s.arch == "lightgbm")
+    ref = DatasetRef.for_lake(tmp_path / "cache", lake, lake.version(), ("AAA",))
+    cache_bars(lake, ref)
+    cache_features(ref, spec.feature_set, spec.feature_params)
+    outcome = evaluate_spec(spec, ref, tmp_path / "model")
+    return ref, outcome.metrics, outcome.portfolio
+
+
+def test_two_bars_a_day_never_reach_fit_the_ingest_refuses_them(tmp_path):
+    lake = Lake(tmp_path / "lake")
+    with pytest.raises(DataQualityError, match=r"bar\(s\) lie within 20h of another bar"):
+        lake.ingest_bars(_two_bars_a_day(), "a.csv, b.csv")
+    assert lake.version() is None
+
+
+def test_fit_annualises_by_the_stored_day_not_by_counting_bars(tmp_path):
+    # A lake that took two bars a day before the check existed: fit used to count 2 bars a
+    # day (504 a year) and report every Sharpe ratio sqrt(2) too high.
+    lake = Lake(tmp_path / "lake")
+    stitched = _two_bars_a_day().with_columns(
+        knowledge_ts=pl.lit(datetime(2020, 1, 1)), source=pl.lit("legacy"))
+    lake.append_table("bars", stitched.select(LAKE_COLUMNS))
+    ref, metrics, portfolio = _fit_lightgbm(lake, tmp_path)
+    assert (ref.periods_per_year, ref.bar_frequency) == (252, "1d")
+    returns = portfolio["ret"].to_numpy()
+    expected = returns.mean() / returns.std(ddof=1) * np.sqrt(252)
+    assert metrics["sharpe"] == pytest.approx(expected, rel=1e-9)
+    assert metrics["periods_per_year"] == 252
