@@ -7,7 +7,10 @@ connection errors at exit).
 """
 
 import os
+import signal
 import tempfile
+
+import pytest
 
 _HOME = tempfile.mkdtemp(prefix="factory-tests-")
 os.environ["FACTORY_HOME"] = _HOME
@@ -17,3 +20,38 @@ os.environ["PREFECT_LOGGING_TO_API_ENABLED"] = "false"
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 for inherited in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL"):
     os.environ.pop(inherited, None)
+
+
+def _descendants(root: int) -> list[tuple[int, str]]:
+    """Live (non-zombie) processes below ``root``, with their command lines."""
+    parents, commands = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                command = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parents[int(entry)], commands[int(entry)] = int(fields[1]), command
+    found, frontier = [], [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        found += [(pid, commands[pid]) for pid in children]
+        frontier += children
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_server_left_behind():
+    """The suite leaves no Prefect or MLflow server running (one outlived a run by hours)."""
+    yield
+    servers = [(pid, cmd) for pid, cmd in _descendants(os.getpid())
+               if "uvicorn" in cmd or "prefect" in cmd or "mlflow" in cmd]
+    for pid, _ in servers:
+        os.kill(pid, signal.SIGKILL)
+    assert not servers, f"the tests left servers running: {servers}"
