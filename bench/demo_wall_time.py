@@ -39,7 +39,7 @@ def _bare_core_seconds(profile: str) -> float:
     lake = Lake(paths.lake)
     config = load_config(profile)
     symbols = resolve_symbols(config, lake)
-    ref = DatasetRef(paths.cache, lake.version(), symbols)  # features already cached
+    ref = DatasetRef.for_lake(paths.cache, lake, lake.version(), symbols)  # features already cached
     started = time.perf_counter()
     outcomes = run_chunk(expand(config, symbols).specs, ref, paths.runs / "baseline")
     assert all(o.status == "FINISHED" for o in outcomes), [o.error for o in outcomes]

@@ -1,9 +1,17 @@
-"""The ONLY module that imports mlflow: runs, artifacts, the registry, stages and aliases.
+"""The module that imports mlflow: runs, artifacts, the registry, stages and aliases.
 
-One experiment holds every run. Each RunSpec is its own registered model
-(``<arch>-<spec id>``); each training logs a new version whose pyfunc flavour serves
-``Predictor.predict_frame``. Promotion sets the "Production" stage (deprecated in MLflow 3
-but still what the UI shows) AND the ``production`` alias (the supported mechanism).
+(``factory/tracking_model.py``, the models-from-code file MLflow executes when it loads a
+model, is the one other importer.) One experiment holds every run. Each RunSpec is its own
+registered model (``<arch>-<spec id>``); each training logs a new version whose pyfunc
+flavour serves ``Predictor.predict_frame``. Promotion sets the "Production" stage
+(deprecated in MLflow 3 but still what the UI shows) AND the ``production`` alias (the
+supported mechanism).
+
+Logging is crash-safe: a run is created RUNNING, gets its params, metrics, artifacts and
+registered version (and the caller appends its returns to the lake), and only then is
+marked FINISHED or FAILED. A run a killed command left RUNNING is failed, and its model
+versions deleted, by :meth:`Tracker.fail_orphaned_runs` at the start of the next factory
+run, which then trains (or re-logs) the spec again.
 """
 
 from __future__ import annotations
@@ -19,21 +27,24 @@ from pathlib import Path
 import mlflow
 import mlflow.pyfunc
 import numpy as np
-import pandas as pd
 import polars as pl
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
+from mlflow.models import Model
 
+from factory.home import check_home_is_its_own
 from factory.paths import FactoryPaths
 from factory.training.fit import SpecOutcome
 from factory.training.plots import equity_drawdown_png
-from factory.training.predictor import Predictor
 
 EXPERIMENT = "model-factory"
 AUDIT_EXPERIMENT = "model-factory-selection"
 PRODUCTION = "Production"
 ALIAS = "production"
 MANAGED_TAG = "factory.managed"
+FAILURE_TAG = "factory.failure"
+MODEL_CODE = Path(__file__).with_name("tracking_model.py")
+"""The models-from-code file of every logged model (MLflow copies and executes it on load)."""
 PIP_REQUIREMENTS = ["model-factory", "mlflow>=3.17,<3.19", "torch==2.13.0", "lightgbm",
                     "statsmodels", "polars", "pandas", "numpy"]
 
@@ -42,16 +53,6 @@ PIP_REQUIREMENTS = ["model-factory", "mlflow>=3.17,<3.19", "torch==2.13.0", "lig
 # The input is a free-form features frame (its columns depend on the feature set), so the
 # pyfunc deliberately has no column signature.
 logging.getLogger("mlflow").setLevel(logging.ERROR)
-
-
-class FactoryPyfunc(mlflow.pyfunc.PythonModel):
-    """Pyfunc flavour of every architecture: a features frame in, one score per row out."""
-
-    def load_context(self, context) -> None:
-        self._predictor = Predictor(Path(context.artifacts["model_dir"]))
-
-    def predict(self, context, model_input: pd.DataFrame, params=None):
-        return self._predictor.predict_frame(model_input)
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class Tracker:
         # An `mlflow server` decides where artifacts go; a database store used directly
         # (sqlite, PostgreSQL) would default to ./mlruns, so give it FACTORY_HOME's folder.
         served = uri.startswith(("http://", "https://"))
+        if uri == paths.tracking_uri:  # the home's own sqlite store records absolute paths
+            check_home_is_its_own(paths)
         mlflow.set_tracking_uri(uri)
         mlflow.set_registry_uri(uri)
         self.client = MlflowClient(uri, uri)
@@ -98,7 +101,26 @@ class Tracker:
 
     def log_outcome(self, outcome: SpecOutcome, lake_version: int, git_commit: str,
                     profile: str) -> str:
-        """Record one trained (or FAILED) RunSpec; returns the MLflow run id."""
+        """Record one trained (or FAILED) RunSpec and finish its run; returns the run id.
+
+        :meth:`start_outcome` then :meth:`finish_outcome`, for callers with nothing to do
+        in between (the factory flow appends the returns to the lake in between).
+        """
+        run_id = self.start_outcome(outcome, lake_version, git_commit, profile)
+        self.finish_outcome(run_id, outcome.status)
+        return run_id
+
+    def start_outcome(self, outcome: SpecOutcome, lake_version: int, git_commit: str,
+                      profile: str) -> str:
+        """Log one outcome to a new run (left RUNNING) and register its model if FINISHED.
+
+        Returns
+        -------
+        str
+            The run id, to pass to :meth:`finish_outcome` once everything else about the
+            outcome is stored. Until then the run counts as not done: a kill leaves it
+            RUNNING for :meth:`fail_orphaned_runs`.
+        """
         spec = outcome.spec
         tags = {"spec_id": spec.id, "arch": spec.arch, "lake_version": str(lake_version),
                 "git_commit": git_commit, "profile": profile, MANAGED_TAG: "true",
@@ -126,20 +148,49 @@ class Tracker:
             self.client.log_artifacts(run_id, str(folder))
         if outcome.status == "FINISHED":
             self._register(outcome, run_id, lake_version)
-        self.client.set_terminated(run_id, status=outcome.status)
         return run_id
 
-    def _register(self, outcome: SpecOutcome, run_id: str, lake_version: int) -> None:
-        """Log the pyfunc model and register it as a new version of the spec's model.
+    def finish_outcome(self, run_id: str, status: str) -> None:
+        """Mark a run FINISHED or FAILED: the last step of logging an outcome."""
+        self.client.set_terminated(run_id, status=status)
 
-        Registration goes through the client: the fluent ``registered_model_name`` path prints
-        to stderr for every model, which buried the training progress display.
+    def fail_orphaned_runs(self) -> list[str]:
+        """Fail every factory run a killed command left RUNNING; returns their run ids.
+
+        Each gets the tag ``factory.failure = killed``; the model versions registered from
+        it (never completed) are deleted, and a registered model left without versions
+        with them. Only safe while no other command logs to this store: the factory holds
+        FACTORY_HOME's lock while it runs.
+        """
+        runs = mlflow.search_runs(
+            experiment_ids=[self.experiment_id], output_format="list",
+            filter_string=f"attributes.status = 'RUNNING' and tags.`{MANAGED_TAG}` = 'true'")
+        for run in runs:
+            run_id = run.info.run_id
+            for version in self.client.search_model_versions(f"run_id = '{run_id}'"):
+                self.client.delete_model_version(version.name, version.version)
+                if not self.client.search_model_versions(f"name = '{version.name}'"):
+                    self.client.delete_registered_model(version.name)
+            self.client.set_tag(run_id, FAILURE_TAG, "killed")
+            self.client.set_terminated(run_id, status="FAILED")
+        return [run.info.run_id for run in runs]
+
+    def _register(self, outcome: SpecOutcome, run_id: str, lake_version: int) -> None:
+        """Log the pyfunc model (from code, no pickle) and register it as a new version.
+
+        The model is logged into the run by id, not through ``mlflow.start_run``, whose
+        context would mark the run FINISHED before the version and the lake rows exist.
+        Registration goes through the client: the fluent ``registered_model_name`` path
+        prints to stderr for every model, which buried the training progress display.
         """
         spec = outcome.spec
-        with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        logged = self.client.create_logged_model(self.experiment_id, name="model",
+                                                 source_run_id=run_id)
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            info = mlflow.pyfunc.log_model(
-                name="model", python_model=FactoryPyfunc(),
+            info = Model.log(
+                artifact_path=None, flavor=mlflow.pyfunc, name="model", run_id=run_id,
+                model_id=logged.model_id, python_model=str(MODEL_CODE),
                 artifacts={"model_dir": outcome.model_dir}, pip_requirements=PIP_REQUIREMENTS,
             )
         if not self.client.search_registered_models(f"name = '{spec.model_name}'"):
@@ -159,7 +210,10 @@ class Tracker:
         return {r.data.tags["spec_id"] for r in runs}
 
     def latest_versions(self) -> pl.DataFrame:
-        """Latest version of every factory-managed registered model, with its run's metrics.
+        """Latest completed version of every factory-managed model, with its run's metrics.
+
+        Only versions whose run is FINISHED count: a version a killed command registered
+        (its run still RUNNING, until the next factory run fails it) is never a candidate.
 
         Returns
         -------
@@ -169,21 +223,17 @@ class Tracker:
         """
         managed = {m.name for m in self._all_registered_models()
                    if m.tags.get(MANAGED_TAG) == "true"}
-        latest: dict[str, object] = {}
-        for mv in self._all_model_versions():
-            if mv.name in managed and (mv.name not in latest
-                                       or int(mv.version) > int(latest[mv.name].version)):
-                latest[mv.name] = mv
-        if not latest:
-            return pl.DataFrame()
         runs = {r.info.run_id: r for r in mlflow.search_runs(
             experiment_ids=[self.experiment_id], output_format="list",
             filter_string="attributes.status = 'FINISHED'")}
+        latest: dict[str, object] = {}
+        for mv in self._all_model_versions():
+            if mv.name in managed and mv.run_id in runs and (
+                    mv.name not in latest or int(mv.version) > int(latest[mv.name].version)):
+                latest[mv.name] = mv
         rows = []
         for name, mv in sorted(latest.items()):
-            run = runs.get(mv.run_id)
-            if run is None:
-                continue
+            run = runs[mv.run_id]
             rows.append({"model_name": name, "version": str(mv.version),
                          "stage": mv.current_stage, "run_id": mv.run_id,
                          "spec_id": run.data.tags.get("spec_id", ""),

@@ -5,8 +5,11 @@ The file is not called flows/factory.py: a served deployment loads its flow by p
 flows/ on sys.path, where that name would shadow the ``factory`` package.
 
 Training is mapped over chunks of RunSpecs (a mapped task costs milliseconds; a RunSpec
-seconds to minutes). Outcomes are logged from the flow's process as they complete, so only
-one process writes the sqlite tracking store and the Delta tables.
+seconds to minutes). Workers write their outcomes to disk and return the directories; the
+flow's process loads and logs them as chunks complete, so only one process writes the
+sqlite tracking store and the Delta tables. Runs a killed earlier command left RUNNING are
+failed first, so their specs count as not trained and are trained (or re-logged) again.
+Prefect stores a failed flow's exception: as JSON here, never as a pickle (rule 11).
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ from factory.config import load_config
 from factory.data.lake import Lake
 from factory.data.universe import resolve_symbols
 from factory.grid import RunSpec, expand
-from factory.paths import PROJECT_ROOT, configure_environment
+from factory.locking import writer_lock
+from factory.paths import PROJECT_ROOT, FactoryPaths, configure_environment
 from factory.tracking import Tracker
 from factory.training.datasets import DatasetRef, cache_bars
-from tasks.tracking import log_outcome_task
+from factory.training.outcomes import load_outcomes
+from tasks.results import JSON_RESULTS
+from tasks.tracking import fail_orphaned_runs_task, log_outcome_task
 from tasks.training import build_features_task, train_chunk_task
 
 
@@ -39,6 +45,7 @@ class FactoryRunSummary:
     lake_version: int
     n_specs: int
     n_skipped: int = 0
+    orphaned_runs_failed: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -55,8 +62,9 @@ def _chunks(specs: list[RunSpec], size: int) -> list[list[RunSpec]]:
     return [specs[i:i + size] for i in range(0, len(specs), size)]
 
 
-@flow(name="factory", task_runner=ProcessPoolTaskRunner(max_workers=2))
-def factory_flow(profile: str = "demo", force: bool = False) -> dict:
+@flow(name="factory", task_runner=ProcessPoolTaskRunner(max_workers=2),
+      persist_result=False, result_serializer=JSON_RESULTS)
+def factory_flow(profile: str = "demo", force: bool = False, data: dict | None = None) -> dict:
     """Train, evaluate and log every RunSpec of ``profile`` on the lake's latest version.
 
     Parameters
@@ -65,20 +73,32 @@ def factory_flow(profile: str = "demo", force: bool = False) -> dict:
         conf/profiles/<profile>.yaml merged over conf/.
     force : bool
         Retrain specs already trained on this lake version (otherwise they are skipped).
+    data : dict, optional
+        Overrides of the configuration's ``data`` section (``factory run --source/--symbols``).
     """
-    started = time.perf_counter()
-    config = load_config(profile)
     paths = configure_environment()
+    # One writer per home, also for runs triggered from the Prefect UI; failing RUNNING runs
+    # as orphans below is only safe because no other writer can be logging right now.
+    with writer_lock(paths, f"factory flow --profile {profile}"):
+        return _train_and_log(paths, profile, force, data)
+
+
+def _train_and_log(paths: FactoryPaths, profile: str, force: bool, data: dict | None) -> dict:
+    """The factory flow's body, run with the writer lock held."""
+    started = time.perf_counter()
+    config = load_config(profile, data=data)
     lake = Lake(paths.lake)
     symbols = resolve_symbols(config, lake)
     version = lake.version()
     specs = expand(config, symbols).specs
     tracker = Tracker(paths)
+    orphans = fail_orphaned_runs_task(tracker)
     done = set() if force else tracker.trained_spec_ids(version)
     todo = [s for s in specs if s.id not in done]
-    summary = FactoryRunSummary(profile, version, len(specs), n_skipped=len(specs) - len(todo))
+    summary = FactoryRunSummary(profile, version, len(specs), n_skipped=len(specs) - len(todo),
+                                orphaned_runs_failed=orphans)
 
-    ref = DatasetRef(paths.cache, version, symbols)
+    ref = DatasetRef.for_lake(paths.cache, lake, version, symbols)
     cache_bars(lake, ref)
     for feature_set in sorted({s.feature_set for s in todo}):
         build_features_task(ref, feature_set, config.features[feature_set].params)
@@ -96,7 +116,7 @@ def factory_flow(profile: str = "demo", force: bool = False) -> dict:
         bar = progress.add_task("", total=len(todo))
         for future in as_completed(futures):
             chunk_logging = 0.0
-            for outcome in future.result():
+            for outcome in load_outcomes(future.result(), paths.runs):
                 tick = time.perf_counter()
                 log_outcome_task(tracker, lake, outcome, version, commit, profile)
                 chunk_logging += time.perf_counter() - tick
@@ -117,8 +137,9 @@ def factory_flow(profile: str = "demo", force: bool = False) -> dict:
     return asdict(summary)
 
 
-def run_factory(profile: str, workers: int | None = None, force: bool = False) -> dict:
+def run_factory(profile: str, workers: int | None = None, force: bool = False,
+                data: dict | None = None) -> dict:
     """Run the factory flow with ``workers`` processes (default: the profile's setting)."""
-    workers = workers or load_config(profile).execution.workers
+    workers = workers or load_config(profile, data=data).execution.workers
     runner = ProcessPoolTaskRunner(max_workers=workers)
-    return factory_flow.with_options(task_runner=runner)(profile=profile, force=force)
+    return factory_flow.with_options(task_runner=runner)(profile=profile, force=force, data=data)

@@ -14,15 +14,24 @@ from factory.config import load_config
 from factory.data.lake import Lake
 from factory.data.strategy_returns import candidate_returns
 from factory.leaderboard import leaderboard_markdown, leaderboard_table, rank_candidates
+from factory.locking import writer_lock
 from factory.paths import configure_environment
 from factory.tracking import Tracker
+from tasks.results import JSON_RESULTS
 
 
-@flow(name="selection")
+@flow(name="selection", persist_result=False, result_serializer=JSON_RESULTS)
 def selection_flow(profile: str = "demo") -> dict:
     """Promote the policy's chosen models to Production; returns chosen names and changes."""
     policy = load_config(profile).selection
     paths = configure_environment()
+    # One selection at a time: two at once double-counted transitions in the audit log.
+    with writer_lock(paths, f"selection flow --profile {profile}"):
+        return _select_and_promote(paths, profile, policy)
+
+
+def _select_and_promote(paths, profile: str, policy) -> dict:
+    """Rank, promote, publish the leaderboard and write the audit record (lock held)."""
     tracker = Tracker(paths)
     candidates = tracker.latest_versions()
     if candidates.is_empty():

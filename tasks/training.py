@@ -1,4 +1,9 @@
-"""Prefect tasks around the training core: naming, retries, tags. No business logic."""
+"""Prefect tasks around the training core: naming, retries, cache keys, tags. No business logic.
+
+The training task's persisted result is the list of its outcome directories, stored as JSON
+by a serializer without an object decoder, so reading it back imports nothing and unpickles
+nothing (rule 11); the outcomes themselves are JSON and Parquet files on disk.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,12 @@ from prefect.cache_policies import NO_CACHE
 
 from factory.grid import RunSpec
 from factory.training.datasets import DatasetRef, cache_features
-from factory.training.fit import SpecOutcome, run_chunk
+from factory.training.outcomes import train_to_disk
+from tasks.results import JSON_RESULTS
+
+CACHE_FORMAT = "outcome-dirs-1"
+"""Part of the cache key: records written before outcomes moved to disk (pickled outcome
+objects under the same spec ids) are never looked up again."""
 
 
 @task(name="build-features", task_run_name="features-{feature_set}", retries=1, tags=["features"],
@@ -25,15 +35,23 @@ def chunk_cache_key(context, parameters: dict) -> str:
     are the cache key, so a flow that stopped after training re-logs instead of retraining."""
     ref: DatasetRef = parameters["ref"]
     ids = ",".join(spec.id for spec in parameters["specs"])
-    return hashlib.sha256(f"{ref.cache_root}|v{ref.lake_version}|{ids}".encode()).hexdigest()
+    key = f"{CACHE_FORMAT}|{ref.cache_root}|v{ref.lake_version}|{ids}"
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 @task(name="train-chunk", task_run_name="train-{label}", tags=["training"],
-      cache_key_fn=chunk_cache_key, persist_result=True)
+      cache_key_fn=chunk_cache_key, persist_result=True, result_serializer=JSON_RESULTS)
 def train_chunk_task(specs: list[RunSpec], ref: DatasetRef, runs_root: Path,
-                     label: str) -> list[SpecOutcome]:
-    """Train and evaluate a chunk of RunSpecs in a worker process (one thread per worker)."""
+                     label: str) -> list[str]:
+    """Train and evaluate a chunk of RunSpecs in a worker process (one thread per worker).
+
+    Returns
+    -------
+    list of str
+        One outcome directory per spec (``factory.training.outcomes.load_outcomes`` reads
+        them back).
+    """
     import torch  # imported here: only training workers need it
 
     torch.set_num_threads(1)
-    return run_chunk(specs, ref, runs_root)
+    return [str(directory) for directory in train_to_disk(specs, ref, runs_root)]

@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import mlflow.pyfunc
 import numpy as np
 import polars as pl
 import pytest
+import yaml
+from mlflow.artifacts import download_artifacts
+from prefect.settings import temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 from typer.testing import CliRunner
 
@@ -38,7 +43,9 @@ def home(tmp_path_factory):
     os.environ["FACTORY_HOME"] = str(root)
     bars = synthetic_bars(symbols=("AAA", "BBB"), n_bars=700, seed=11, signal=0.5)
     bars.write_csv(root / "bars.csv")
-    with prefect_test_harness(server_startup_timeout=120):
+    result_storage = root / ".prefect" / "storage"  # this module's flows' results only
+    with (prefect_test_harness(server_startup_timeout=120),
+          temporary_settings(updates={"results.local_storage_path": result_storage})):
         from flows.factory_flow import run_factory
         from flows.ingest import ingest_flow
         from flows.runtime import shared_prefect_api
@@ -51,7 +58,7 @@ def home(tmp_path_factory):
             second = selection_flow(profile="ci")
             rerun = run_factory("ci")
     yield {"root": root, "bars": bars, "ingest": ingest, "summary": summary,
-           "first": first, "second": second, "rerun": rerun}
+           "first": first, "second": second, "rerun": rerun, "result_storage": result_storage}
     os.environ.clear()
     os.environ.update(saved)
 
@@ -167,3 +174,53 @@ def test_ingesting_the_same_data_twice_adds_no_bars(home):
     assert "0 rows added" in result.output
     assert lake.version() == version
     assert lake.read_bars().height == height == home["bars"].height
+
+
+def _is_pickle(path: Path) -> bool:
+    """A pickle's name, or its first bytes: the PROTO opcode of pickle protocols 2 to 5."""
+    head = path.read_bytes()[:2]
+    return (path.suffix in {".pkl", ".pickle"} or "pickle" in path.name.lower()
+            or (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5))
+
+
+def test_registered_models_load_from_code_without_unpickling(home, tmp_path, monkeypatch):
+    tracker = Tracker(factory_paths())
+    everything = [p for p in factory_paths().artifact_root.rglob("*") if p.is_file()]
+    assert everything and not [p for p in everything if _is_pickle(p)]
+    for name, version in zip(*tracker.latest_versions().select("model_name", "version"),
+                             strict=True):
+        local = Path(download_artifacts(artifact_uri=f"models:/{name}/{version}",
+                                        dst_path=str(tmp_path / name)))
+        pyfunc = yaml.safe_load((local / "MLmodel").read_text())["flavors"]["python_function"]
+        assert pyfunc["model_code_path"].endswith("tracking_model.py"), name
+        assert "python_model" not in pyfunc, name
+        assert not [p for p in local.rglob("*") if p.is_file() and _is_pickle(p)], name
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    name = home["first"]["chosen"][0]
+    frame = build_features("raw_ohlcv", home["bars"].filter(pl.col("symbol") == "AAA"))
+    scores = mlflow.pyfunc.load_model(f"models:/{name}@{ALIAS}").predict(
+        frame.drop("ts").to_pandas())
+    assert len(scores) == frame.height and np.isfinite(scores[-200:]).all()
+
+
+def test_prefect_result_cache_holds_only_plain_json(home):
+    files = [p for p in home["result_storage"].rglob("*") if p.is_file()]
+    stored = [json.loads(path.read_bytes()) for path in files]  # no pickle: all JSON
+    records = [r for r in stored if isinstance(r, dict) and "metadata" in r]
+    assert len(records) == 2  # one per training chunk of the ci profile
+    for record in records:
+        serializer = record["metadata"]["serializer"]
+        assert (serializer.get("type"), serializer.get("object_decoder", "?")) == ("json", None)
+        directories = json.loads(record["result"])
+        assert len(directories) == 2 and all(isinstance(d, str) for d in directories)
+
+
+def test_run_from_the_cli_on_the_lake_prints_the_universe_first(home):
+    result = CliRunner().invoke(app, ["run", "--profile", "ci", "--source", "lake",
+                                      "--symbols", "AAA", "--symbols", "BBB"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("universe: 2 symbol(s) from lake v")
+    assert "1d crypto bars" in lines[0]
+    assert lines[1].strip().startswith("AAA: 700 bars")
+    assert "already trained on this lake version" in result.output

@@ -20,6 +20,8 @@ from factory.paths import FactoryPaths
 from factory.tracking import Tracker
 from factory.training.datasets import DatasetRef, cache_bars, cache_features
 from factory.training.fit import run_chunk
+from factory.training.outcomes import load_outcomes, outcome_dir
+from tasks.results import JSON_RESULTS
 from tasks.training import train_chunk_task
 
 
@@ -35,7 +37,7 @@ def prepared(paths):
     lake = Lake(paths.lake)
     lake.ingest_bars(synthetic_bars(symbols=("AAA",), n_bars=500, seed=2, signal=0.5), "syn")
     specs = [s for s in expand(load_config("ci"), ("AAA",)).specs if s.arch == "lightgbm"][:1]
-    ref = DatasetRef(paths.cache, lake.version(), ("AAA",))
+    ref = DatasetRef.for_lake(paths.cache, lake, lake.version(), ("AAA",))
     cache_bars(lake, ref)
     cache_features(ref, "raw_ohlcv", specs[0].feature_params)
     return lake, specs, ref
@@ -79,7 +81,25 @@ def test_training_chunk_is_cached_by_spec_ids_and_lake_version(paths, prepared):
     with prefect_test_harness(server_startup_timeout=120):
         first, second, forced = train_twice()
     assert (first.name, second.name, forced.name) == ("Completed", "Cached", "Completed")
-    assert second.result()[0].metrics == first.result()[0].metrics
+    stored = [str(outcome_dir(paths.runs, specs[0], ref.lake_version))]
+    assert first.result() == second.result() == forced.result() == stored
+    [outcome] = load_outcomes(second.result(), paths.runs)
+    assert (outcome.spec, outcome.status) == (specs[0], "FINISHED")
+    assert outcome.portfolio.height > 0 and "sharpe" in outcome.metrics
+
+
+def test_the_training_cache_serializer_decodes_plain_json_only():
+    assert (JSON_RESULTS.type, JSON_RESULTS.jsonlib, JSON_RESULTS.object_decoder) == (
+        "json", "json", None)
+    assert train_chunk_task.result_serializer is JSON_RESULTS
+    # A record naming a class stays a plain dict: nothing is imported to rebuild it.
+    blob = b'[{"__class__": "os.system", "data": "echo pwned"}, "runs/a/v1-outcome"]'
+    assert JSON_RESULTS.loads(blob) == [{"__class__": "os.system", "data": "echo pwned"},
+                                        "runs/a/v1-outcome"]
+    # A failed run's exception is written as JSON, not pickled.
+    stored = JSON_RESULTS.dumps(FileNotFoundError("gone"))
+    assert JSON_RESULTS.loads(stored) == {"__exc_type__": "builtins.FileNotFoundError",
+                                          "message": "gone"}
 
 
 def test_deployments_trigger_factory_on_demand_and_select_every_24_hours():

@@ -46,7 +46,7 @@ def test_tracking_registry_and_promotion_on_postgresql(postgres_uri, tmp_path, m
     bars = synthetic_bars(symbols=("AAA",), n_bars=500, seed=4, signal=0.5)
     lake.ingest_bars(bars, "syn")
     spec = next(s for s in expand(load_config("ci"), ("AAA",)).specs if s.arch == "lightgbm")
-    ref = DatasetRef(paths.cache, lake.version(), ("AAA",))
+    ref = DatasetRef.for_lake(paths.cache, lake, lake.version(), ("AAA",))
     cache_bars(lake, ref)
     cache_features(ref, spec.feature_set, spec.feature_params)
     [outcome] = run_chunk([spec], ref, paths.runs)
