@@ -1,78 +1,159 @@
-"""The ``factory`` command: ingest, run, select, leaderboard, check-data, serve.
+"""The ``factory`` command: ingest, run, select, leaderboard, check-data, serve, backup, relocate.
 
-Commands import Prefect and MLflow lazily so ``factory --help`` and ``factory run --dry-run``
-stay fast; every command works under ``$FACTORY_HOME`` (default: the project root).
+Commands import Prefect and MLflow lazily so ``factory --help``, ``factory run --dry-run`` and
+``factory ingest`` stay fast; only ``run``, ``select`` and ``serve`` need a Prefect API. Every
+command works under ``$FACTORY_HOME`` (default: the project root). Every error ends the command
+with exit code 1 and one short message; ``--verbose`` adds the traceback.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
-import polars as pl
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from factory.config import ConfigError, load_config
-from factory.data.schema import DataQualityError
 from factory.paths import configure_environment
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Model Factory: generate, train, rate and promote trading models.")
-console = Console()
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+_state = {"verbose": False}
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v",
+                                      help="show tracebacks and Prefect's logs")) -> None:
+    """Model Factory: generate, train, rate and promote trading models."""
+    _state["verbose"] = verbose
+    # Prefect logs a failed flow with its whole traceback; the CLI says it in one message.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
+
+
+def notice(message: str) -> None:
+    """A one-line notice on stderr (waiting for a lock, a slow server)."""
+    err_console.print(f"[yellow]{message}[/]", soft_wrap=True)
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     raise typer.Exit(code=1)
 
 
+def clean_errors(command: Callable) -> Callable:
+    """Turn any exception into one short message and exit code 1 (traceback with --verbose)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(code=130) from None
+        except Exception as err:  # noqa: BLE001 - the CLI's single place to report errors
+            if _state["verbose"]:
+                err_console.print(traceback.format_exc(), markup=False)
+            _fail(_message(err))
+
+    return wrapper
+
+
+def _message(err: Exception) -> str:
+    """What to print for an error: our own errors speak for themselves."""
+    from factory.data.schema import DataQualityError
+
+    if isinstance(err, DataQualityError):
+        return f"{err}\nnothing was committed; the lake keeps its previous version"
+    known = (ConfigError, FileNotFoundError, LookupError, ValueError, RuntimeError, OSError)
+    if isinstance(err, known) and str(err):
+        return str(err)
+    return f"{type(err).__name__}: {err} (run with --verbose for the traceback)"
+
+
+_SOURCE_HELP = ("'demo' (S&P 500, Nasdaq), 'bokeh' (AAPL, GOOG, IBM, MSFT) or a CSV/Parquet "
+                "path; repeatable")
+
+
 @app.command()
+@clean_errors
 def ingest(
-    source: list[str] = typer.Option(
-        ["demo"], help="'demo' (S&P 500, Nasdaq), 'bokeh' (AAPL, GOOG, IBM, MSFT) or "
-        "CSV/Parquet paths; repeatable"),
+    source: list[str] = typer.Option(["demo"], help=_SOURCE_HELP),
     symbols: list[str] = typer.Option([], help="keep only these symbols (repeatable)"),
+    symbol: str = typer.Option(None, help="the symbol of a single-asset file "
+                               "(default: its symbol column, else the file name)"),
+    time_column: str = typer.Option(None, help="the time column, if not ts/timestamp/date/..."),
+    time_unit: str = typer.Option(None, help="unit of integer times: s, ms, us, ns, days "
+                                  "(since 1970) or excel (serial days)"),
+    time_format: str = typer.Option(None, help="strptime format of text times, e.g. %d/%m/%Y"),
+    on_duplicate: str = typer.Option("reject", help="bars sharing (symbol, time) once in UTC: "
+                                     "reject, keep-last or keep-first"),
+    align_daily_bars: bool = typer.Option(False, "--align-daily-bars",
+                                          help="stamp daily bars at 00:00 of their date"),
+    calendar: str = typer.Option(None, help="equity, fx or crypto (default: detected)"),
+    wait: bool = typer.Option(True, help="wait for another writer of this home to finish"),
 ) -> None:
     """Validate bars, then commit them to the bitemporal lake (all or nothing)."""
-    configure_environment()
-    from flows.ingest import ingest_flow
-    from flows.runtime import shared_prefect_api
+    from factory.data.ingest import IngestOptions, ingest_sources
+    from factory.data.sources import ReadOptions
 
-    try:
-        with shared_prefect_api():
-            result = ingest_flow(sources=source, symbols=symbols)
-    except (DataQualityError, FileNotFoundError) as err:
-        _fail(f"{err}\nnothing was committed; the lake keeps its previous version")
-    console.print(f"lake version {result['version']}: {result['rows_added']} rows added, "
-                  f"{result['rows_corrected']} corrected, {result['rows_unchanged']} unchanged")
+    paths = configure_environment()
+    options = IngestOptions(
+        read=ReadOptions(symbol=symbol, time_column=time_column, time_unit=time_unit,
+                         time_format=time_format),
+        symbols=tuple(symbols), on_duplicate=on_duplicate, align_daily_bars=align_daily_bars,
+        calendar=calendar)
+    report = ingest_sources(paths, source, options, wait=wait, on_wait=notice)
+    result = report.result
+    console.print(f"lake version {result.version}: {result.rows_added} rows added, "
+                  f"{result.rows_corrected} corrected, {result.rows_unchanged} unchanged")
+    if report.dropped_duplicates:
+        console.print(f"dropped {report.dropped_duplicates} duplicate rows ({on_duplicate}), "
+                      f"e.g. {'; '.join(report.dropped_examples)}")
+    for name, frequency in sorted(report.frequencies.items()):
+        console.print(f"  {name}: {frequency.describe()}")
 
 
 @app.command()
+@clean_errors
 def run(
     profile: str = typer.Option("demo", help="conf/profiles/<profile>.yaml"),
+    source: str = typer.Option(None, help="'demo' or 'lake' (whatever `factory ingest` "
+                               "committed); default: the profile's"),
+    symbols: list[str] = typer.Option([], help="train on these symbols only (repeatable)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the configs and their count"),
     workers: int = typer.Option(0, help="worker processes (0: the profile's setting)"),
     force: bool = typer.Option(False, help="retrain specs already trained on this lake version"),
+    wait: bool = typer.Option(True, help="wait for another writer of this home to finish"),
 ) -> None:
     """Expand the grid, build features, fan out training, log to MLflow."""
-    try:
-        config = load_config(profile)
-    except ConfigError as err:
-        _fail(str(err))
+    data = {k: v for k, v in (("source", source), ("symbols", tuple(symbols))) if v}
+    config = load_config(profile, data=data)
     if dry_run:
-        _print_grid(config)
+        from factory.reports import print_grid
+
+        print_grid(console, config)
         return
-    configure_environment()
-    from factory.data.universe import MissingSymbolsError
+    paths = configure_environment()
+    from factory.data.lake import Lake
+    from factory.data.universe import describe_universe
+    from factory.locking import writer_lock
     from flows.factory_flow import run_factory
     from flows.runtime import shared_prefect_api
 
-    try:
-        with shared_prefect_api():
-            summary = run_factory(profile, workers=workers or None, force=force)
-    except MissingSymbolsError as err:
-        _fail(str(err))
+    with writer_lock(paths, f"factory run --profile {profile}", wait=wait, on_wait=notice):
+        universe = describe_universe(config, Lake(paths.lake))
+        for line in universe.lines():
+            console.print(line, soft_wrap=True)
+        with shared_prefect_api(on_slow_start=notice):
+            summary = run_factory(profile, workers=workers or None, force=force, data=data)
     console.print(f"profile {profile}, lake version {summary['lake_version']}: "
                   f"{len(summary['finished'])} trained, {len(summary['failed'])} failed, "
                   f"{summary['n_skipped']} already trained on this lake version")
@@ -80,92 +161,91 @@ def run(
         console.print("[yellow]failed configs are FAILED runs in MLflow, with tracebacks")
 
 
-def _print_grid(config) -> None:
-    from factory.grid import expand
-
-    expansion = expand(config)
-    table = Table(title=f"profile {config.profile}: {len(expansion.specs)} configs")
-    for column in ("#", "id", "arch", "lookback", "feature set", "hyperparameters"):
-        table.add_column(column)
-    for i, spec in enumerate(expansion.specs, 1):
-        hp = ", ".join(f"{k}={v}" for k, v in sorted(spec.hparams.items()))
-        table.add_row(str(i), spec.short_id, spec.arch, str(spec.lookback), spec.feature_set, hp)
-    console.print(table)
-    for cell in expansion.excluded:
-        console.print(f"excluded {cell.arch} L={cell.lookback} {cell.feature_set}: {cell.reason}")
-    console.print(f"{len(expansion.specs)} configs, {len(expansion.excluded)} cells excluded")
-
-
 @app.command("select")
-def select_command(profile: str = typer.Option("demo")) -> None:
+@clean_errors
+def select_command(
+    profile: str = typer.Option("demo"),
+    wait: bool = typer.Option(True, help="wait for another writer of this home to finish"),
+) -> None:
     """Rank the latest runs, promote the top K to Production, demote the rest."""
-    configure_environment()
+    paths = configure_environment()
+    from factory.locking import writer_lock
     from flows.runtime import shared_prefect_api
     from flows.selection import selection_flow
 
-    with shared_prefect_api():
+    with (writer_lock(paths, f"factory select --profile {profile}", wait=wait, on_wait=notice),
+          shared_prefect_api(on_slow_start=notice)):
         result = selection_flow(profile=profile)
     console.print(f"{len(result['chosen'])} models in Production; "
                   f"{len(result['changes'])} registry changes")
 
 
 @app.command()
+@clean_errors
 def leaderboard(profile: str = typer.Option("demo")) -> None:
     """Print the leaderboard: rank, config, OOS Sharpe, max drawdown, win rate, stage."""
-    paths = configure_environment()
-    from factory.data.lake import Lake
-    from factory.data.strategy_returns import candidate_returns
-    from factory.leaderboard import leaderboard_table, rank_candidates
-    from factory.tracking import Tracker
+    from factory.reports import print_leaderboard
 
-    candidates = Tracker(paths).latest_versions()
-    if candidates.is_empty():
-        _fail("no trained model versions yet: run `factory run` first")
-    result = rank_candidates(load_config(profile).selection, candidates,
-                             candidate_returns(Lake(paths.lake), candidates))
-    board = leaderboard_table(candidates, result)
-    table = Table(title="leaderboard (out-of-sample, after costs)")
-    shown = [c for c in ("rank", "config", "sharpe", "buy_and_hold_sharpe", "max_drawdown",
-                         "win_rate", "stage", "lake_version") if c in board.columns]
-    for column in shown:
-        table.add_column(column.replace("buy_and_hold_sharpe", "buy&hold sharpe"))
-    for row in board.select(shown).iter_rows():
-        table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
-    Console(width=max(console.width, 130)).print(table)
+    print_leaderboard(console, configure_environment(), load_config(profile))
 
 
 @app.command("check-data")
-def check_data(paths: list[Path] = typer.Argument(None, help="files to check (default: lake)")):
+@clean_errors
+def check_data(
+    paths: list[Path] = typer.Argument(None, help="files to check (default: the lake)"),
+    symbol: str = typer.Option(None, help="the symbol of a single-asset file"),
+    time_column: str = typer.Option(None, help="the time column, if not ts/timestamp/date/..."),
+    time_unit: str = typer.Option(None, help="unit of integer times (see `factory ingest`)"),
+    time_format: str = typer.Option(None, help="strptime format of text times"),
+) -> None:
     """Validate files (without committing) or the lake's current bars."""
-    factory_paths = configure_environment()
-    from factory.data.lake import Lake
-    from factory.data.quality import validate_bars
-    from factory.data.sources import read_bar_file
+    from factory.data.sources import ReadOptions
+    from factory.reports import check_files, check_lake
 
-    try:
-        if paths:
-            for path in paths:
-                validate_bars(read_bar_file(path), str(path))
-                console.print(f"{path}: ok")
-            return
-        lake = Lake(factory_paths.lake)
-        bars = lake.read_bars()
-        validate_bars(bars, f"lake {factory_paths.lake} v{lake.version()}")
-    except DataQualityError as err:
-        _fail(str(err))
-    summary = bars.group_by("symbol").agg(
-        pl.len().alias("bars"), pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last")
-    ).sort("symbol")
-    console.print(f"lake v{lake.version()}: ok\n{summary}")
+    home = configure_environment()
+    if paths:
+        options = ReadOptions(symbol=symbol, time_column=time_column, time_unit=time_unit,
+                              time_format=time_format)
+        check_files(console, [str(p) for p in paths], options)
+    else:
+        check_lake(console, home)
 
 
 @app.command()
+@clean_errors
 def serve(profile: str = typer.Option("demo")) -> None:
     """Register the deployments (factory on demand, selection every 24 h) and serve them."""
     configure_environment()
     from flows.serve import serve_deployments
 
     serve_deployments(profile)
+
+
+@app.command()
+@clean_errors
+def backup(destination: Path = typer.Argument(..., help="a new folder for the copy")) -> None:
+    """Copy this FACTORY_HOME (lake, MLflow store, artifacts) to a new home that stands alone."""
+    from factory.home import backup_home
+    from factory.locking import writer_lock
+
+    paths = configure_environment()
+    with writer_lock(paths, f"factory backup {destination}", on_wait=notice):
+        copied = backup_home(paths, destination)
+    console.print(f"copied {paths.home} to {copied}; use it with FACTORY_HOME={copied}")
+
+
+@app.command()
+@clean_errors
+def relocate() -> None:
+    """Point a copied or moved FACTORY_HOME's MLflow store at its own artifacts."""
+    from factory.home import relocate_home
+    from factory.locking import writer_lock
+
+    paths = configure_environment()
+    with writer_lock(paths, "factory relocate", on_wait=notice):
+        old = relocate_home(paths)
+    console.print(f"{paths.home}: artifact locations moved from {old} to {paths.artifact_root}"
+                  if old else f"{paths.home}: artifact locations already point here")
 
 
 if __name__ == "__main__":

@@ -166,8 +166,19 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def load_config(profile: str = "demo", conf_dir: Path = CONF_DIR) -> FactoryConfig:
+def load_config(profile: str = "demo", conf_dir: Path = CONF_DIR,
+                data: dict[str, Any] | None = None) -> FactoryConfig:
     """Load conf/*.yaml and merge ``conf/profiles/<profile>.yaml`` over it.
+
+    Parameters
+    ----------
+    profile
+        conf/profiles/<profile>.yaml.
+    conf_dir
+        The configuration folder.
+    data
+        Overrides of the ``data`` section merged last (``factory run --source lake
+        --symbols ...``); validated like the files.
 
     Raises
     ------
@@ -179,6 +190,7 @@ def load_config(profile: str = "demo", conf_dir: Path = CONF_DIR) -> FactoryConf
         document[name] = _read_yaml(conf_dir / f"{name}.yaml")
     profile_path = conf_dir / "profiles" / f"{profile}.yaml"
     document = deep_merge(document, _read_yaml(profile_path))
+    document = deep_merge(document, {"data": data or {}})
     try:
         return FactoryConfig.model_validate(document)
     except ValidationError as err:

@@ -57,6 +57,11 @@ class FactoryPaths:
     def prefect_home(self) -> Path:
         return self.home / ".prefect"
 
+    def has_tracking_store(self) -> bool:
+        """Whether there is an MLflow store to read (a server, or this home's sqlite file)."""
+        uri = os.environ.get("MLFLOW_TRACKING_URI", self.tracking_uri)
+        return not uri.startswith("sqlite:///") or Path(uri.removeprefix("sqlite:///")).exists()
+
 
 def factory_paths() -> FactoryPaths:
     """Paths under ``$FACTORY_HOME`` (default: the project root)."""

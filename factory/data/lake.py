@@ -27,7 +27,6 @@ import polars as pl
 from deltalake import DeltaTable, write_deltalake
 
 from factory.data.frequency import BarFrequency, check_bar_series, detect_frequency
-from factory.data.frequency import align_daily_bars as align_by_date
 from factory.data.provenance import PROVENANCE_COLUMNS
 from factory.data.quality import validate_bars
 from factory.data.schema import BAR_COLUMNS, NUMERIC_COLUMNS, DataQualityError, normalise_bars
@@ -116,11 +115,10 @@ class Lake:
         source: str,
         *,
         calendar: str | None = None,
-        align_daily_bars: bool = False,
     ) -> IngestResult:
         """Check bars and append what is new or corrected, in one atomic commit.
 
-        Steps: normalise; optionally stamp daily bars at 00:00 of their date; refuse, per
+        Steps: normalise; refuse, per
         symbol, bars that cannot be one series with the lake's (`check_bar_series`); split
         new and corrected rows from ones the lake already knows; validate only the rows to
         commit with great-expectations (unchanged rows were validated when stored, so a
@@ -138,8 +136,6 @@ class Lake:
         calendar
             ``"equity"``, ``"fx"`` or ``"crypto"``: overrides the detected calendar and is
             stored (default: detected on a symbol's first ingest, then kept).
-        align_daily_bars
-            Stamp daily-or-longer bars at 00:00 of their UTC date first (`align_daily_bars`).
 
         Returns
         -------
@@ -160,8 +156,6 @@ class Lake:
         stored_ts = self._stored_timestamps(symbols) if current_version is not None else {}
         recorded = self._recorded_frequencies(symbols)
         known = {**_detect_all(stored_ts, exclude=recorded), **recorded}
-        if align_daily_bars:
-            incoming = align_by_date(incoming, known)
         after = check_bar_series(incoming, source, stored_ts, known, calendar)
         changed = {s: f for s, f in after.items() if recorded.get(s) != f}
         as_given, incoming = incoming, incoming.sort(_KEY, maintain_order=True)

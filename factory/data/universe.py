@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from factory.config import FactoryConfig
 from factory.data.frequency import BarFrequency
@@ -83,3 +85,63 @@ def universe_frequency(
             f"symbols bar by bar: {listing}. Train each frequency in its own run (data.symbols)"
             ", or ingest daily bars with --align-daily-bars to stamp them alike")
     return shared.pop()
+
+
+@dataclass(frozen=True)
+class UniverseReport:
+    """What a run will train on, printed before it starts.
+
+    Attributes
+    ----------
+    symbols
+        The universe, sorted.
+    frequency
+        The bar frequency they share.
+    lake_version
+        The lake version the run reads.
+    spans
+        Per symbol: ``(first bar, last bar, bars)``.
+    oos_start
+        About where the out-of-sample test blocks begin on the universe's timeline.
+    """
+
+    symbols: tuple[str, ...]
+    frequency: BarFrequency
+    lake_version: int
+    spans: dict[str, tuple[datetime, datetime, int]]
+    oos_start: datetime
+
+    def without_oos_bars(self) -> list[str]:
+        """Symbols whose last bar comes before the out-of-sample period: never tested."""
+        return [s for s, (_, last, _) in self.spans.items() if last < self.oos_start]
+
+    def lines(self) -> list[str]:
+        """The report as short lines of text."""
+        out = [f"universe: {len(self.symbols)} symbol(s) from lake v{self.lake_version}, "
+               f"{self.frequency.describe()}; out-of-sample from about {self.oos_start:%Y-%m-%d}"]
+        out += [f"  {s}: {n} bars {first:%Y-%m-%d} .. {last:%Y-%m-%d}"
+                for s, (first, last, n) in self.spans.items()]
+        untested = self.without_oos_bars()
+        if untested:
+            out.append(f"warning: {', '.join(untested)} end(s) before the out-of-sample period: "
+                       "they are trained on but never tested")
+        return out
+
+
+def describe_universe(config: FactoryConfig, lake: Lake) -> UniverseReport:
+    """Resolve the run's universe and say what it spans (see `UniverseReport`).
+
+    Raises
+    ------
+    MissingSymbolsError, MixedFrequencyError
+        As `resolve_symbols`.
+    """
+    symbols = resolve_symbols(config, lake)
+    bars = lake.read_bars(symbols=list(symbols)).select("symbol", "ts")
+    spans = {s: (one["ts"].min(), one["ts"].max(), one.height)
+             for (s,), one in bars.group_by("symbol", maintain_order=True)}
+    timeline = bars["ts"].unique().sort()
+    test_bars = round(timeline.len() * config.evaluation.test_fraction)
+    return UniverseReport(symbols, universe_frequency(lake.bar_frequencies(symbols), symbols),
+                          lake.version(), dict(sorted(spans.items())),
+                          timeline[timeline.len() - max(test_bars, 1)])

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import polars as pl
 import pytest
 
-from factory.data.frequency import BarFrequency, detect_frequency
+from factory.data.frequency import BarFrequency, align_daily_bars, detect_frequency
 from factory.data.lake import LAKE_COLUMNS, IngestResult, Lake, LakeTableMissingError
 from factory.data.quality import _validator
 from factory.data.schema import BAR_COLUMNS, DataQualityError
@@ -151,7 +151,7 @@ def test_daily_files_stamped_00_and_16_are_refused_naming_the_lines(lake, stitch
 def test_aligned_daily_bars_ingest_as_one_bar_per_date(lake, stitch):
     a, b, overlap = stitch
     lake.ingest_bars(a, "a.csv")
-    result = lake.ingest_bars(b, "b.csv", align_daily_bars=True)
+    result = lake.ingest_bars(align_daily_bars(b, lake.bar_frequencies()), "b.csv")
     assert (result.rows_corrected, result.rows_added) == (overlap, b.height)
     stored = lake.read_bars(["SPX"])
     assert stored.columns == list(BAR_COLUMNS)  # provenance is never stored

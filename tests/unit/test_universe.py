@@ -8,7 +8,12 @@ import pytest
 from factory.config import load_config
 from factory.data.lake import Lake
 from factory.data.sources import synthetic_bars
-from factory.data.universe import MissingSymbolsError, MixedFrequencyError, resolve_symbols
+from factory.data.universe import (
+    MissingSymbolsError,
+    MixedFrequencyError,
+    describe_universe,
+    resolve_symbols,
+)
 from factory.training.datasets import DatasetRef
 
 
@@ -51,3 +56,24 @@ def test_dataset_ref_carries_the_stored_frequency(tmp_path):
     assert (ref.periods_per_year, ref.bar_frequency, ref.symbols) == (365.0, "1d", ("A", "B"))
     with pytest.raises(ValueError, match="periods_per_year"):
         DatasetRef(tmp_path, 0, ("A",), 0.0, "1d")
+
+
+def test_the_run_report_names_symbols_that_end_before_the_out_of_sample_period(tmp_path):
+    lake = Lake(tmp_path)
+    lake.ingest_bars(synthetic_bars(symbols=("LONG",), n_bars=400, seed=1), "long.csv")
+    lake.ingest_bars(synthetic_bars(symbols=("SHORT",), n_bars=100, seed=2), "short.csv")
+    report = describe_universe(load_config("ci"), lake)
+    assert report.symbols == ("LONG", "SHORT")
+    assert report.without_oos_bars() == ["SHORT"]
+    text = "\n".join(report.lines())
+    assert text.startswith("universe: 2 symbol(s) from lake v")
+    assert "1d crypto bars" in text and "SHORT: 100 bars" in text
+    assert "SHORT end(s) before the out-of-sample period" in text
+
+
+def test_a_universe_of_equal_spans_has_no_warning(tmp_path):
+    lake = Lake(tmp_path)
+    lake.ingest_bars(synthetic_bars(symbols=("A", "B"), n_bars=200, seed=1), "ab.csv")
+    report = describe_universe(load_config("ci"), lake)
+    assert report.without_oos_bars() == []
+    assert not any(line.startswith("warning") for line in report.lines())
