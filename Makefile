@@ -53,6 +53,7 @@ serve: install
 
 bench: install
 	$(BIN)/python bench/demo_wall_time.py
+	$(BIN)/python bench/ingest_wall_time.py
 
 clean-data:
 	rm -rf data mlflow/mlflow.db mlflow/artifacts .prefect

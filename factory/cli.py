@@ -31,7 +31,7 @@ _state = {"verbose": False}
 def main(verbose: bool = typer.Option(False, "--verbose", "-v",
                                       help="show tracebacks and Prefect's logs")) -> None:
     """Model Factory: generate, train, rate and promote trading models."""
-    _state["verbose"] = verbose
+    _state.update(verbose=verbose, committing=False)
     # Prefect logs a failed flow with its whole traceback; the CLI says it in one message.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
 
@@ -70,7 +70,7 @@ def _message(err: Exception) -> str:
     """What to print for an error: our own errors speak for themselves."""
     from factory.data.schema import DataQualityError
 
-    if isinstance(err, DataQualityError):
+    if isinstance(err, DataQualityError) and _state.get("committing"):
         return f"{err}\nnothing was committed; the lake keeps its previous version"
     known = (ConfigError, FileNotFoundError, LookupError, ValueError, RuntimeError, OSError)
     if isinstance(err, known) and str(err):
@@ -105,6 +105,7 @@ def ingest(
     from factory.data.sources import ReadOptions
 
     paths = configure_environment()
+    _state["committing"] = True
     options = IngestOptions(
         read=ReadOptions(symbol=symbol, time_column=time_column, time_unit=time_unit,
                          time_format=time_format),

@@ -45,7 +45,7 @@ UNIT_NAMES = {
 }
 
 DATE_FORMATS: tuple[str, ...] = (
-    "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%d-%m-%Y", "%m-%d-%Y", "%Y%m%d",
+    "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%d-%m-%Y", "%m-%d-%Y", "%Y%m%d", "%Y.%m.%d",
     "%d/%m/%y", "%m/%d/%y", "%d.%m.%y", "%d-%m-%y", "%m-%d-%y", "%d-%b-%Y", "%d %b %Y",
 )  # fmt: skip
 """Date formats tried on non-ISO text, each with an optional time of day (``CLOCK_FORMATS``)."""

@@ -442,3 +442,12 @@ def test_empty_files_are_refused(tmp_path):
     no_rows = tmp_path / "none.parquet"
     _frame([datetime(2021, 1, 4)]).clear().write_parquet(no_rows)
     assert "no rows" in str(_error(no_rows))
+
+
+def test_metatrader_exports_with_dotted_dates_and_a_time_column(tmp_path):
+    path = tmp_path / "eurusd_mt4.csv"
+    path.write_text("Date,Time,Open,High,Low,Close,Volume\n"
+                    "2020.01.02,00:00,1.1,1.2,1.0,1.15,10\n"
+                    "2020.01.02,01:00,1.15,1.2,1.1,1.12,12\n")
+    bars = read_bar_file(path, ReadOptions(symbol="EURUSD"))
+    assert bars["ts"].to_list() == [datetime(2020, 1, 2, 0), datetime(2020, 1, 2, 1)]
