@@ -43,7 +43,7 @@ PRODUCTION = "Production"
 ALIAS = "production"
 MANAGED_TAG = "factory.managed"
 FAILURE_TAG = "factory.failure"
-MODEL_CODE = Path(__file__).with_name("tracking_model.py")
+MODEL_CODE = str(Path(__file__).with_name("tracking_model.py"))
 """The models-from-code file of every logged model (MLflow copies and executes it on load)."""
 PIP_REQUIREMENTS = ["model-factory", "mlflow>=3.17,<3.19", "torch==2.13.0", "lightgbm",
                     "statsmodels", "polars", "pandas", "numpy"]
@@ -190,7 +190,7 @@ class Tracker:
             warnings.simplefilter("ignore")
             info = Model.log(
                 artifact_path=None, flavor=mlflow.pyfunc, name="model", run_id=run_id,
-                model_id=logged.model_id, python_model=str(MODEL_CODE),
+                model_id=logged.model_id, python_model=MODEL_CODE,
                 artifacts={"model_dir": outcome.model_dir}, pip_requirements=PIP_REQUIREMENTS,
             )
         if not self.client.search_registered_models(f"name = '{spec.model_name}'"):

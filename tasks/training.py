@@ -35,12 +35,14 @@ def chunk_cache_key(context, parameters: dict) -> str:
     are the cache key, so a flow that stopped after training re-logs instead of retraining."""
     ref: DatasetRef = parameters["ref"]
     ids = ",".join(spec.id for spec in parameters["specs"])
-    key = f"{CACHE_FORMAT}|{ref.cache_root}|v{ref.lake_version}|{ids}"
+    key = (f"{CACHE_FORMAT}|{ref.cache_root}|v{ref.lake_version}|{ref.periods_per_year}|"
+           f"{ids}")
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+# A cache key turns result persistence on; JSON_RESULTS keeps it free of pickles.
 @task(name="train-chunk", task_run_name="train-{label}", tags=["training"],
-      cache_key_fn=chunk_cache_key, persist_result=True, result_serializer=JSON_RESULTS)
+      cache_key_fn=chunk_cache_key, result_serializer=JSON_RESULTS)
 def train_chunk_task(specs: list[RunSpec], ref: DatasetRef, runs_root: Path,
                      label: str) -> list[str]:
     """Train and evaluate a chunk of RunSpecs in a worker process (one thread per worker).
