@@ -99,17 +99,6 @@ class Tracker:
         location = (self._artifact_root / name).as_uri() if self._artifact_root else None
         return self.client.create_experiment(name, artifact_location=location)
 
-    def log_outcome(self, outcome: SpecOutcome, lake_version: int, git_commit: str,
-                    profile: str) -> str:
-        """Record one trained (or FAILED) RunSpec and finish its run; returns the run id.
-
-        :meth:`start_outcome` then :meth:`finish_outcome`, for callers with nothing to do
-        in between (the factory flow appends the returns to the lake in between).
-        """
-        run_id = self.start_outcome(outcome, lake_version, git_commit, profile)
-        self.finish_outcome(run_id, outcome.status)
-        return run_id
-
     def start_outcome(self, outcome: SpecOutcome, lake_version: int, git_commit: str,
                       profile: str) -> str:
         """Log one outcome to a new run (left RUNNING) and register its model if FINISHED.

@@ -55,8 +55,10 @@ def test_failing_config_is_recorded_failed_and_the_others_go_on(paths, prepared)
     expected = held.mean() / held.std(ddof=1) * np.sqrt(365)  # synthetic bars: every day
     assert outcomes[1].metrics["buy_and_hold_sharpe"] == pytest.approx(expected, rel=1e-9)
     tracker = Tracker(paths)
-    failed_run = tracker.log_outcome(outcomes[0], lake.version(), "test", "ci")
-    tracker.log_outcome(outcomes[1], lake.version(), "test", "ci")
+    run_ids = [tracker.start_outcome(o, lake.version(), "test", "ci") for o in outcomes[:2]]
+    for run_id, outcome in zip(run_ids, outcomes, strict=False):
+        tracker.finish_outcome(run_id, outcome.status)
+    failed_run = run_ids[0]
     run = tracker.client.get_run(failed_run)
     assert run.info.status == "FAILED"
     assert run.data.tags["spec_id"] == broken.id

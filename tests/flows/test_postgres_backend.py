@@ -52,7 +52,8 @@ def test_tracking_registry_and_promotion_on_postgresql(postgres_uri, tmp_path, m
     [outcome] = run_chunk([spec], ref, paths.runs)
 
     tracker = Tracker(paths)
-    run_id = tracker.log_outcome(outcome, lake.version(), "test", "ci")
+    run_id = tracker.start_outcome(outcome, lake.version(), "test", "ci")
+    tracker.finish_outcome(run_id, outcome.status)
 
     assert tracker.client.tracking_uri.startswith("postgresql")
     assert tracker.client.get_run(run_id).info.artifact_uri.startswith(
