@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from factory.data.lake import Lake
+from factory.data.names import safe_child
 from factory.data.universe import universe_frequency
 from feature_sets import build_features
 
@@ -68,8 +69,10 @@ class DatasetRef:
 
     def features_path(self, feature_set: str, params: Mapping, symbol: str) -> Path:
         digest = hashlib.sha256(json.dumps(dict(params), sort_keys=True).encode()).hexdigest()
-        return (self.cache_root / "features" / f"{feature_set}-{digest[:10]}"
-                / f"v{self.lake_version}" / f"{symbol}.parquet")
+        # Symbols are checked at ingest; the path is checked again where it is built.
+        folder = (self.cache_root / "features" / f"{feature_set}-{digest[:10]}"
+                  / f"v{self.lake_version}")
+        return safe_child(folder, f"{symbol}.parquet")
 
 
 def _write_atomically(frame: pl.DataFrame, path: Path) -> None:

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from factory.data.sources import synthetic_bars
+from factory.training.datasets import DatasetRef
 from factory.training.windows import FeatureScaler, sliding_windows
 from feature_sets import FEATURE_SETS, build_features
 
@@ -63,3 +64,12 @@ def test_scaler_fits_on_training_rows_only_and_round_trips(tmp_path):
     again = FeatureScaler.load(tmp_path / "s.json")
     np.testing.assert_array_equal(again.mean, scaler.mean)
     np.testing.assert_array_equal(again.std, [1.0, 1.0])
+
+
+def test_a_feature_cache_path_never_leaves_the_cache(tmp_path):
+    ref = DatasetRef(tmp_path / "cache", 0, ("../../x",), 252.0, "1d")
+    with pytest.raises(ValueError, match="outside"):
+        ref.features_path("raw_ohlcv", {}, "../../x")
+    inside = DatasetRef(tmp_path / "cache", 0, ("BTC-USD",), 252.0, "1d")
+    path = inside.features_path("raw_ohlcv", {}, "BTC-USD")
+    assert path.name == "BTC-USD.parquet" and path.is_relative_to(tmp_path / "cache")
