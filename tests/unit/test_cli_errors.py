@@ -163,3 +163,14 @@ def test_daily_files_stamped_at_different_hours_are_refused_or_aligned(home):
     stored = Lake(home / "data" / "lake").read_bars()
     assert stored.height == 40 and stored["ts"].dt.hour().max() == 0
     assert stored["close"].to_list() == later["close"].to_list()
+
+
+@pytest.mark.parametrize("command", [["run", "--profile", "ci"], ["select", "--profile", "ci"]])
+def test_run_and_select_wait_for_the_writer_of_their_home(home, command):
+    env = {**os.environ, "FACTORY_HOME": str(home)}
+    with writer_lock(FactoryPaths(home), "factory ingest x.csv"):
+        result = subprocess.run([sys.executable, "-m", "factory.cli", *command, "--no-wait"],
+                                env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert "in use by `factory ingest x.csv`" in result.stderr
+    assert not (home / "mlflow" / "mlflow.db").exists()  # nothing started before the lock
