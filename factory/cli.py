@@ -28,12 +28,15 @@ _state = {"verbose": False}
 
 
 @app.callback()
-def main(verbose: bool = typer.Option(False, "--verbose", "-v",
+def main(ctx: typer.Context,
+         verbose: bool = typer.Option(False, "--verbose", "-v",
                                       help="show tracebacks and Prefect's logs")) -> None:
     """Model Factory: generate, train, rate and promote trading models."""
     _state.update(verbose=verbose, committing=False)
     # Prefect logs a failed flow with its whole traceback; the CLI says it in one message.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if verbose else "CRITICAL")
+    # A serving process keeps Prefect's logs: they are what it has to say.
+    quiet = not verbose and ctx.invoked_subcommand != "serve"
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL" if quiet else "INFO")
 
 
 def notice(message: str) -> None:
