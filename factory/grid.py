@@ -1,8 +1,15 @@
 """Expand the factory grid into RunSpecs, dropping impossible or pointless cells with reasons.
 
 A RunSpec is frozen configuration. Its id is the sha256 of its canonical JSON: the same id
-is the MLflow run tag, the Prefect task name, the registered model's name suffix and the
-artifact path, so one configuration can be followed through every system.
+is the MLflow run tag, the Prefect cache key and the artifact path, so one configuration can
+be followed through every system. Its readable label, ``<arch>-L<lookback>-<feature set>-<first
+10 hex digits of the id>``, is the MLflow run name and the registered model's name.
+
+Labels are unique by construction only with high probability: two specs of the same arch,
+lookback and feature set share a label when their ids share the first 40 bits (for n such
+specs, about n**2 / 2**41: 1e-7 for the 486 of the full grid). That is checked rather than
+assumed: :func:`expand` refuses a grid whose labels collide, and the registry refuses to add a
+version to a model name whose ``spec_id`` tag names another spec.
 """
 
 from __future__ import annotations
@@ -53,8 +60,8 @@ class RunSpec(BaseModel):
 
     @property
     def model_name(self) -> str:
-        """Registered model name: ``<arch>-<id>``."""
-        return f"{self.arch}-{self.id}"
+        """Registered model name: the readable :attr:`label` (the full id is a tag)."""
+        return self.label
 
     @property
     def label(self) -> str:
@@ -83,6 +90,28 @@ class GridExpansion:
 
     specs: list[RunSpec]
     excluded: list[ExcludedCell]
+
+
+class LabelCollisionError(ValueError):
+    """Two different RunSpecs share a label, hence a registered model name."""
+
+
+def check_unique_labels(specs: list[RunSpec]) -> None:
+    """Refuse specs whose labels collide (same arch, lookback, feature set and short id).
+
+    Raises
+    ------
+    LabelCollisionError
+        Naming the label and both spec ids. Identical specs (same id) are not a collision.
+    """
+    seen: dict[str, str] = {}
+    for spec in specs:
+        other = seen.setdefault(spec.label, spec.id)
+        if other != spec.id:
+            raise LabelCollisionError(
+                f"specs {other} and {spec.id} share the label {spec.label!r} (their ids agree in "
+                "the first 10 hex digits), which would make them one registered model; change "
+                "the seed of one of them")
 
 
 def _capability_reason(arch: str, lookback: int, feature_set: str, config: FactoryConfig) -> str:
@@ -131,6 +160,11 @@ def expand(config: FactoryConfig, symbols: tuple[str, ...] = ()) -> GridExpansio
     -------
     GridExpansion
         Kept specs in a deterministic order, and every excluded cell with its reason.
+
+    Raises
+    ------
+    LabelCollisionError
+        Two different specs would share a label (see :func:`check_unique_labels`).
     """
     specs: list[RunSpec] = []
     excluded: list[ExcludedCell] = []
@@ -163,4 +197,5 @@ def expand(config: FactoryConfig, symbols: tuple[str, ...] = ()) -> GridExpansio
                 )
                 for hparams in combos
             )
+    check_unique_labels(specs)
     return GridExpansion(specs=specs, excluded=excluded)

@@ -1,6 +1,7 @@
 """Rank the registry's latest versions with the selection policy, and render the leaderboard.
 
 Every figure shown is out-of-sample and after costs, with its config id and lake version.
+Each row names its model as the registry does: ``models:/<model>@production`` loads it.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import polars as pl
 from factory.config import SelectionConfig
 from factory.selection import SelectionResult, select
 
-COLUMNS = ("rank", "config", "spec_id", "sharpe", "buy_and_hold_sharpe", "max_drawdown",
-           "win_rate", "stage", "lake_version", "reason")
+COLUMNS = ("rank", "model_name", "config", "spec_id", "sharpe", "buy_and_hold_sharpe",
+           "max_drawdown", "win_rate", "stage", "lake_version", "reason")
+HEADERS = {"model_name": "model"}
+"""Display names of columns; ``model`` is the registered model name."""
 
 
 def rank_candidates(policy: SelectionConfig, candidates: pl.DataFrame,
@@ -32,7 +35,7 @@ def leaderboard_table(candidates: pl.DataFrame, result: SelectionResult) -> pl.D
 
 def leaderboard_markdown(table: pl.DataFrame) -> str:
     """The leaderboard as a markdown table (Prefect artifact and README-friendly)."""
-    header = "| " + " | ".join(table.columns) + " |"
+    header = "| " + " | ".join(HEADERS.get(c, c) for c in table.columns) + " |"
     rule = "|" + "---|" * len(table.columns)
     rows = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in table.iter_rows()]
     return "\n".join([header, rule, *rows])

@@ -13,8 +13,10 @@ from rich.table import Table
 from factory.config import FactoryConfig
 from factory.paths import FactoryPaths
 
-LEADERBOARD_COLUMNS = ("rank", "config", "sharpe", "buy_and_hold_sharpe", "max_drawdown",
+LEADERBOARD_COLUMNS = ("rank", "model_name", "sharpe", "buy_and_hold_sharpe", "max_drawdown",
                        "win_rate", "stage", "lake_version")
+"""``model_name`` is the registered model's name, what ``models:/<name>@production`` takes."""
+HEADERS = {"model_name": "model", "buy_and_hold_sharpe": "buy&hold sharpe"}
 
 
 def print_grid(console: Console, config: FactoryConfig) -> None:
@@ -37,6 +39,9 @@ def print_grid(console: Console, config: FactoryConfig) -> None:
 def print_leaderboard(console: Console, paths: FactoryPaths, config: FactoryConfig) -> None:
     """Rank the registry's latest versions and print them (out-of-sample, after costs).
 
+    Each model appears under its registered name, in full (never wrapped or cut), so it can
+    be copied into ``mlflow.pyfunc.load_model("models:/<name>@production")``.
+
     Raises
     ------
     LookupError
@@ -58,7 +63,7 @@ def print_leaderboard(console: Console, paths: FactoryPaths, config: FactoryConf
     table = Table(title="leaderboard (out-of-sample, after costs)")
     shown = [c for c in LEADERBOARD_COLUMNS if c in board.columns]
     for column in shown:
-        table.add_column(column.replace("buy_and_hold_sharpe", "buy&hold sharpe"))
+        table.add_column(HEADERS.get(column, column), no_wrap=column == "model_name")
     for row in board.select(shown).iter_rows():
         table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
     Console(width=max(console.width, 130)).print(table)

@@ -1,11 +1,17 @@
 """The module that imports mlflow: runs, artifacts, the registry, stages and aliases.
 
-(``factory/tracking_model.py``, the models-from-code file MLflow executes when it loads a
-model, is the one other importer.) One experiment holds every run. Each RunSpec is its own
-registered model (``<arch>-<spec id>``); each training logs a new version whose pyfunc
-flavour serves ``Predictor.predict_frame``. Promotion sets the "Production" stage
-(deprecated in MLflow 3 but still what the UI shows) AND the ``production`` alias (the
-supported mechanism).
+(``factory/tracking_registry.py``, what a run and a model version carry, and
+``factory/tracking_model.py``, the models-from-code file MLflow executes when it loads a
+model, are the other importers.) One experiment, of the "machine learning" kind, holds every
+run. Each RunSpec is its own registered model, named by its readable label
+(``<arch>-L<lookback>-<feature set>-<short id>``, the full spec id a tag); each training logs
+a new version whose pyfunc flavour turns raw bars into scores and positions
+(``Predictor.predict_bars``). Promotion sets the "Production" stage (deprecated in MLflow 3
+but still what the UI shows) AND the ``production`` alias (the supported mechanism).
+
+A run carries its config as description, its metrics over all folds (step 0) and per fold
+(``fold/<metric>``, step = fold index, so the run page draws them as curves), and the lake's
+bars it read as the dataset input ``bars``.
 
 Logging is crash-safe: a run is created RUNNING, gets its params, metrics, artifacts and
 registered version (and the caller appends its returns to the lake), and only then is
@@ -25,15 +31,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-import mlflow.pyfunc
 import numpy as np
 import polars as pl
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
-from mlflow.models import Model
 
 from factory.home import check_home_is_its_own
 from factory.paths import FactoryPaths
+from factory.tracking_registry import (
+    MANAGED_TAG,
+    bars_dataset_input,
+    input_example,
+    log_and_register,
+    model_meta,
+    run_description,
+)
 from factory.training.fit import SpecOutcome
 from factory.training.plots import equity_drawdown_png
 
@@ -41,17 +53,17 @@ EXPERIMENT = "model-factory"
 AUDIT_EXPERIMENT = "model-factory-selection"
 PRODUCTION = "Production"
 ALIAS = "production"
-MANAGED_TAG = "factory.managed"
 FAILURE_TAG = "factory.failure"
-MODEL_CODE = str(Path(__file__).with_name("tracking_model.py"))
-"""The models-from-code file of every logged model (MLflow copies and executes it on load)."""
-PIP_REQUIREMENTS = ["model-factory", "mlflow>=3.17,<3.19", "torch==2.13.0", "lightgbm",
-                    "statsmodels", "polars", "pandas", "numpy"]
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"
+"""The kind the MLflow 3 UI shows as "Machine learning": the runs table, metrics and models,
+rather than the GenAI traces view an experiment without a kind may open on."""
+NOTE_TAG = "mlflow.note.content"
+FOLD_PREFIX = "fold/"
+"""Per-fold metrics are logged as ``fold/<metric>`` with step = fold index."""
 
 
-# Registration chatter and "no signature" notices would bury the training progress display.
-# The input is a free-form features frame (its columns depend on the feature set), so the
-# pyfunc deliberately has no column signature.
+# Registration chatter would bury the training progress display.
 logging.getLogger("mlflow").setLevel(logging.ERROR)
 
 
@@ -63,6 +75,18 @@ class StageChange:
     version: str
     from_stage: str
     to_stage: str
+
+
+def _metrics(outcome: SpecOutcome) -> list[Metric]:
+    """Overall metrics at step 0, and ``fold/<name>`` of each fold at step = fold index."""
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, float(v), now, 0) for k, v in outcome.metrics.items()
+               if np.isfinite(v)]
+    for fold in outcome.fold_metrics:
+        step = int(fold["fold"])
+        metrics += [Metric(f"{FOLD_PREFIX}{k}", float(v), now, step) for k, v in fold.items()
+                    if k != "fold" and np.isfinite(v)]
+    return metrics
 
 
 def _flat_params(outcome: SpecOutcome) -> dict[str, str]:
@@ -89,15 +113,34 @@ class Tracker:
         mlflow.set_registry_uri(uri)
         self.client = MlflowClient(uri, uri)
         self._artifact_root = None if served else paths.artifact_root
+        self._lake_root = paths.lake
+        self._bars: dict[tuple[int, tuple[str, ...]], pl.DataFrame] = {}
         self.experiment_id = self._experiment(EXPERIMENT)
 
     def _experiment(self, name: str) -> str:
-        """Id of experiment ``name``, created with an explicit artifact location unless served."""
+        """Id of experiment ``name`` of the training kind (created, or its kind set, here).
+
+        A new experiment gets an explicit artifact location unless a server decides it.
+        """
         experiment = self.client.get_experiment_by_name(name)
         if experiment:
+            if experiment.tags.get(EXPERIMENT_KIND_TAG) != TRAINING_KIND:
+                self.client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG,
+                                               TRAINING_KIND)
             return experiment.experiment_id
         location = (self._artifact_root / name).as_uri() if self._artifact_root else None
-        return self.client.create_experiment(name, artifact_location=location)
+        return self.client.create_experiment(name, artifact_location=location,
+                                             tags={EXPERIMENT_KIND_TAG: TRAINING_KIND})
+
+    def _training_bars(self, symbols: tuple[str, ...], lake_version: int) -> pl.DataFrame:
+        """The lake's bars of ``symbols`` at ``lake_version`` (read once per tracker)."""
+        from factory.data.lake import Lake
+
+        key = (lake_version, symbols)
+        if key not in self._bars:
+            self._bars[key] = Lake(self._lake_root).read_bars(symbols=list(symbols),
+                                                              version=lake_version)
+        return self._bars[key]
 
     def start_outcome(self, outcome: SpecOutcome, lake_version: int, git_commit: str,
                       profile: str) -> str:
@@ -111,18 +154,18 @@ class Tracker:
             RUNNING for :meth:`fail_orphaned_runs`.
         """
         spec = outcome.spec
+        lake_uri = str(self._lake_root / "bars")
         tags = {"spec_id": spec.id, "arch": spec.arch, "lake_version": str(lake_version),
                 "git_commit": git_commit, "profile": profile, MANAGED_TAG: "true",
-                "mlflow.runName": spec.label}
+                "mlflow.runName": spec.label,
+                NOTE_TAG: run_description(outcome, lake_version, lake_uri)}
         run = self.client.create_run(self.experiment_id, tags=tags)
         run_id = run.info.run_id
-        now = int(time.time() * 1000)
-        self.client.log_batch(
-            run_id,
-            metrics=[Metric(k, float(v), now, 0) for k, v in outcome.metrics.items()
-                     if np.isfinite(v)],
-            params=[Param(k, v) for k, v in _flat_params(outcome).items()],
-        )
+        self.client.log_batch(run_id, metrics=_metrics(outcome),
+                              params=[Param(k, v) for k, v in _flat_params(outcome).items()])
+        bars = self._training_bars(spec.symbols, lake_version)
+        self.client.log_inputs(run_id, datasets=[bars_dataset_input(bars, lake_uri,
+                                                                    lake_version)])
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             (folder / "spec.json").write_text(spec.canonical_json())
@@ -136,7 +179,10 @@ class Tracker:
                                           f"{spec.describe()}")
             self.client.log_artifacts(run_id, str(folder))
         if outcome.status == "FINISHED":
-            self._register(outcome, run_id, lake_version)
+            min_bars = int(model_meta(outcome).get("min_bars", spec.lookback))
+            example = input_example(bars, spec.symbols[0], min_bars)
+            log_and_register(self.client, self.experiment_id, outcome, run_id, lake_version,
+                             example)
         return run_id
 
     def finish_outcome(self, run_id: str, status: str) -> None:
@@ -164,32 +210,6 @@ class Tracker:
             self.client.set_terminated(run_id, status="FAILED")
         return [run.info.run_id for run in runs]
 
-    def _register(self, outcome: SpecOutcome, run_id: str, lake_version: int) -> None:
-        """Log the pyfunc model (from code, no pickle) and register it as a new version.
-
-        The model is logged into the run by id, not through ``mlflow.start_run``, whose
-        context would mark the run FINISHED before the version and the lake rows exist.
-        Registration goes through the client: the fluent ``registered_model_name`` path
-        prints to stderr for every model, which buried the training progress display.
-        """
-        spec = outcome.spec
-        logged = self.client.create_logged_model(self.experiment_id, name="model",
-                                                 source_run_id=run_id)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            info = Model.log(
-                artifact_path=None, flavor=mlflow.pyfunc, name="model", run_id=run_id,
-                model_id=logged.model_id, python_model=MODEL_CODE,
-                artifacts={"model_dir": outcome.model_dir}, pip_requirements=PIP_REQUIREMENTS,
-            )
-        if not self.client.search_registered_models(f"name = '{spec.model_name}'"):
-            self.client.create_registered_model(
-                spec.model_name, tags={MANAGED_TAG: "true", "spec": spec.describe()},
-                description=f"Model Factory RunSpec {spec.id}")
-        self.client.create_model_version(
-            spec.model_name, source=info.model_uri, run_id=run_id,
-            tags={"spec_id": spec.id, "lake_version": str(lake_version), "run_id": run_id})
-
     def trained_spec_ids(self, lake_version: int) -> set[str]:
         """Spec ids with a FINISHED run on ``lake_version`` (re-running skips them)."""
         runs = mlflow.search_runs(
@@ -207,10 +227,11 @@ class Tracker:
         Returns
         -------
         pl.DataFrame
-            ``model_name``, ``version``, ``stage``, ``run_id``, ``spec_id``, ``lake_version``
-            and one column per logged metric.
+            ``model_name`` (the registered name), ``version``, ``stage``, ``run_id``,
+            ``spec_id``, ``lake_version``, ``config`` (arch, lookback, feature set and
+            hyperparameters in words) and one column per metric over all folds.
         """
-        managed = {m.name for m in self._all_registered_models()
+        managed = {m.name: m.tags.get("spec", m.name) for m in self._all_registered_models()
                    if m.tags.get(MANAGED_TAG) == "true"}
         runs = {r.info.run_id: r for r in mlflow.search_runs(
             experiment_ids=[self.experiment_id], output_format="list",
@@ -227,8 +248,9 @@ class Tracker:
                          "stage": mv.current_stage, "run_id": mv.run_id,
                          "spec_id": run.data.tags.get("spec_id", ""),
                          "lake_version": run.data.tags.get("lake_version", ""),
-                         "config": run.data.tags.get("mlflow.runName", name),
-                         **run.data.metrics})
+                         "config": managed[name],
+                         **{k: v for k, v in run.data.metrics.items()
+                            if not k.startswith(FOLD_PREFIX)}})
         return pl.DataFrame(rows)
 
     def apply_selection(self, chosen: list[str]) -> list[StageChange]:

@@ -6,9 +6,14 @@ artifact (JSON metadata and scaler, LightGBM text, torch weights loaded ``weight
 Nothing is unpickled (rule 11): a cloudpickled ``PythonModel`` instance would run whatever
 code the pickle names.
 
-Besides ``factory/tracking.py``, this is the one module of the core that imports mlflow:
-``mlflow.models.set_model`` is how a models-from-code file names its model.
-``factory.tracking`` passes this file's path to MLflow and never imports it.
+The served model takes raw OHLCV bars and returns, per bar, the score and the position the
+evaluation would have traded (see ``factory.training.predictor``). Loading imports only what
+the model's architecture needs (LightGBM, statsmodels or torch), never the training stack.
+
+Besides ``factory/tracking.py`` and ``factory/tracking_registry.py``, this is the one module
+of the core that imports mlflow: ``mlflow.models.set_model`` is how a models-from-code file
+names its model. ``factory.tracking_registry`` passes this file's path to MLflow and never
+imports it.
 """
 
 from __future__ import annotations
@@ -23,15 +28,22 @@ from factory.training.predictor import Predictor
 
 
 class FactoryPyfunc(PythonModel):
-    """Pyfunc flavour of every architecture: a features frame in, one score per row out."""
+    """Pyfunc flavour of every architecture: raw bars in, ``score`` and ``position`` out."""
 
     def load_context(self, context) -> None:
         """Load the saved model, scaler and metadata from the ``model_dir`` artifact."""
         self._predictor = Predictor(Path(context.artifacts["model_dir"]))
 
-    def predict(self, context, model_input: pd.DataFrame, params=None):
-        """One predicted forward return per row of ``model_input`` (NaN without a window)."""
-        return self._predictor.predict_frame(model_input)
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        """Per row of ``model_input``: ``score`` and ``position`` in [-1, 1] (NaN in warm-up).
+
+        ``model_input`` holds ``ts, open, high, low, close, volume`` and optionally
+        ``symbol`` (the model's signature); the result keeps its index.
+        """
+        scored = self._predictor.predict_bars(model_input)
+        index = model_input.index if isinstance(model_input, pd.DataFrame) else None
+        return pd.DataFrame({"score": scored["score"].to_numpy(),
+                             "position": scored["position"].to_numpy()}, index=index)
 
 
 mlflow.models.set_model(FactoryPyfunc())

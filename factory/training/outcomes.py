@@ -1,7 +1,8 @@
 """Training outcomes on disk, in plain formats: what a training worker hands to the logger.
 
-A worker writes each :class:`SpecOutcome` to its own directory (``outcome.json`` plus
-``oos.parquet`` and ``portfolio.parquet``) and passes on only the directory's path, so the
+A worker writes each :class:`SpecOutcome` to its own directory (``outcome.json``, with the
+metrics of every fold, plus ``oos.parquet`` and ``portfolio.parquet``) and passes on only the
+directory's path, so the
 Prefect result cache stores a list of strings as JSON and never a pickle (rule 11). A
 directory appears whole or not at all: it is written under a temporary name beside its
 final place and renamed into it, so a killed worker leaves no half outcome, only a
@@ -25,7 +26,10 @@ from factory.training.fit import SpecOutcome, run_chunk
 OUTCOME_FILE = "outcome.json"
 OOS_FILE = "oos.parquet"
 PORTFOLIO_FILE = "portfolio.parquet"
-FORMAT = 1
+FORMAT = 2
+"""Format written; 2 added ``fold_metrics`` and ``bar_frequency``."""
+READABLE_FORMATS = (1, 2)
+"""Formats read: a format-1 outcome (cached before the upgrade) loads without fold metrics."""
 
 
 class OutcomeMissingError(FileNotFoundError):
@@ -44,6 +48,14 @@ def outcome_dir(runs_root: Path, spec: RunSpec, lake_version: int) -> Path:
 def _encode_float(value: float) -> float | str:
     """Finite floats as JSON numbers; NaN and infinities as strings (strict JSON has none)."""
     return value if math.isfinite(value) else str(value)
+
+
+def _encode_metrics(metrics: dict[str, float]) -> dict[str, float | str]:
+    return {k: _encode_float(float(v)) for k, v in metrics.items()}
+
+
+def _decode_metrics(record: dict[str, float | str]) -> dict[str, float]:
+    return {k: float(v) for k, v in record.items()}
 
 
 def save_outcome(outcome: SpecOutcome, directory: Path) -> Path:
@@ -88,7 +100,9 @@ def _write(outcome: SpecOutcome, folder: Path) -> None:
         "spec_id": outcome.spec.id,
         "spec": json.loads(outcome.spec.canonical_json()),
         "status": outcome.status,
-        "metrics": {k: _encode_float(float(v)) for k, v in outcome.metrics.items()},
+        "metrics": _encode_metrics(outcome.metrics),
+        "fold_metrics": [_encode_metrics(fold) for fold in outcome.fold_metrics],
+        "bar_frequency": outcome.bar_frequency,
         "error": outcome.error,
         "seconds": outcome.seconds,
         "model_dir": outcome.model_dir,
@@ -117,7 +131,7 @@ def load_outcome(directory: Path) -> SpecOutcome:
             f"{directory}: this training outcome is gone, but a cached training result "
             "points to it; run again with --force to retrain")
     record = json.loads(record_path.read_text())
-    if record.get("format") != FORMAT:
+    if record.get("format") not in READABLE_FORMATS:
         raise ValueError(f"{record_path}: unknown outcome format {record.get('format')!r}")
     spec = RunSpec.model_validate(record["spec"])
     if spec.id != record["spec_id"]:
@@ -130,10 +144,12 @@ def load_outcome(directory: Path) -> SpecOutcome:
     oos, portfolio = directory / OOS_FILE, directory / PORTFOLIO_FILE
     return SpecOutcome(
         spec=spec, status=record["status"],
-        metrics={k: float(v) for k, v in record["metrics"].items()},
+        metrics=_decode_metrics(record["metrics"]),
         oos=pl.read_parquet(oos) if oos.is_file() else None,
         portfolio=pl.read_parquet(portfolio) if portfolio.is_file() else None,
         model_dir=model_dir, error=record["error"], seconds=float(record["seconds"]),
+        fold_metrics=[_decode_metrics(fold) for fold in record.get("fold_metrics", [])],
+        bar_frequency=record.get("bar_frequency"),
     )
 
 

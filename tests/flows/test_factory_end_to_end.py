@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -13,22 +14,30 @@ import polars as pl
 import pytest
 import yaml
 from mlflow.artifacts import download_artifacts
+from mlflow.models import Model
 from prefect.settings import temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 from typer.testing import CliRunner
 
 from factory.cli import app
+from factory.config import load_config
 from factory.data.lake import Lake
 from factory.data.sources import synthetic_bars
+from factory.grid import LabelCollisionError, RunSpec, expand
 from factory.paths import factory_paths
 from factory.tracking import (
     ALIAS,
     AUDIT_EXPERIMENT,
+    EXPERIMENT,
+    EXPERIMENT_KIND_TAG,
+    NOTE_TAG,
     PRODUCTION,
+    TRAINING_KIND,
     Tracker,
     load_production_model,
 )
-from feature_sets import build_features
+from factory.tracking_registry import ModelNameTakenError, ensure_registered_model
+from factory.training.fit import SpecOutcome
 
 pytestmark = pytest.mark.slow
 
@@ -111,25 +120,24 @@ def test_rerun_on_the_same_lake_version_skips_trained_specs(home):
     assert home["rerun"]["finished"] == []
 
 
-def test_every_architecture_serves_a_features_frame(home):
+def test_every_architecture_serves_raw_bars(home):
     latest = Tracker(factory_paths()).latest_versions()
     assert {name.split("-")[0] for name in latest["model_name"]} == {"lstm", "lightgbm", "arima"}
-    frame = build_features("raw_ohlcv", home["bars"].filter(pl.col("symbol") == "AAA"))
+    bars = home["bars"].filter(pl.col("symbol") == "AAA").to_pandas()
     for name, version in zip(latest["model_name"], latest["version"], strict=True):
-        scores = mlflow.pyfunc.load_model(f"models:/{name}/{version}").predict(
-            frame.drop("ts").to_pandas())
-        assert len(scores) == frame.height, name
-        assert np.isfinite(scores[-200:]).all(), name
-        assert np.std(scores[-200:]) > 0, name
+        served = mlflow.pyfunc.load_model(f"models:/{name}/{version}").predict(bars)
+        assert list(served.columns) == ["score", "position"], name
+        assert len(served) == len(bars), name
+        assert np.isfinite(served["score"].to_numpy()[-200:]).all(), name
+        assert np.std(served["score"].to_numpy()[-200:]) > 0, name
 
 
 def test_production_stage_and_alias_uris_serve_the_same_version(home):
     name = home["first"]["chosen"][0]
-    frame = build_features("raw_ohlcv", home["bars"].filter(pl.col("symbol") == "AAA"))
-    features = frame.drop("ts").to_pandas()
-    by_stage = mlflow.pyfunc.load_model(f"models:/{name}/Production").predict(features)
-    by_alias = load_production_model(name).predict(features)
-    np.testing.assert_array_equal(by_stage, by_alias)
+    bars = home["bars"].to_pandas()
+    by_stage = mlflow.pyfunc.load_model(f"models:/{name}/Production").predict(bars)
+    by_alias = load_production_model(name).predict(bars)
+    assert by_stage.equals(by_alias)
 
 
 def test_check_data_passes_the_lake_and_names_a_bad_file(home):
@@ -197,10 +205,9 @@ def test_registered_models_load_from_code_without_unpickling(home, tmp_path, mon
         assert not [p for p in local.rglob("*") if p.is_file() and _is_pickle(p)], name
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
     name = home["first"]["chosen"][0]
-    frame = build_features("raw_ohlcv", home["bars"].filter(pl.col("symbol") == "AAA"))
-    scores = mlflow.pyfunc.load_model(f"models:/{name}@{ALIAS}").predict(
-        frame.drop("ts").to_pandas())
-    assert len(scores) == frame.height and np.isfinite(scores[-200:]).all()
+    bars = home["bars"].filter(pl.col("symbol") == "AAA").to_pandas()
+    served = mlflow.pyfunc.load_model(f"models:/{name}@{ALIAS}").predict(bars)
+    assert len(served) == len(bars) and np.isfinite(served["score"].to_numpy()[-200:]).all()
 
 
 def test_prefect_result_cache_holds_only_plain_json(home):
@@ -224,3 +231,128 @@ def test_run_from_the_cli_on_the_lake_prints_the_universe_first(home):
     assert "1d crypto bars" in lines[0]
     assert lines[1].strip().startswith("AAA: 700 bars")
     assert "already trained on this lake version" in result.output
+
+
+LABEL = re.compile(r"^(lstm|lightgbm|arima)-L\d+-[a-z_]+-[0-9a-f]{10}$")
+
+
+def _ci_specs() -> dict[str, RunSpec]:
+    """The ci profile's specs on the module's universe, by spec id."""
+    return {s.id: s for s in expand(load_config("ci"), ("AAA", "BBB")).specs}
+
+
+def test_registered_models_are_named_by_their_readable_labels(home):
+    tracker = Tracker(factory_paths())
+    latest = tracker.latest_versions()
+    specs = _ci_specs()
+    assert sorted(latest["model_name"]) == sorted(s.label for s in specs.values())
+    for name, spec_id, version in latest.select("model_name", "spec_id", "version").iter_rows():
+        assert LABEL.match(name) and name == specs[spec_id].label
+        assert tracker.client.get_registered_model(name).tags["spec_id"] == spec_id
+        assert tracker.client.get_model_version(name, version).tags["spec_id"] == spec_id
+
+
+def test_the_leaderboards_name_what_models_uris_load(home):
+    latest = Tracker(factory_paths()).latest_versions()
+    result = CliRunner().invoke(app, ["leaderboard", "--profile", "ci"])
+    assert result.exit_code == 0, result.output
+    markdown = home["first"]["leaderboard"]
+    assert markdown.startswith("| rank | model |")
+    for name in latest["model_name"]:
+        assert name in result.output
+        assert f"| {name} |" in markdown
+    production = [line.split(" | ")[1] for line in markdown.splitlines()
+                  if f"| {PRODUCTION} |" in line]
+    assert sorted(production) == sorted(home["first"]["chosen"])
+    for name in production:
+        assert load_production_model(name).predict(home["bars"].to_pandas()).shape[1] == 2
+
+
+def test_label_collisions_are_refused_by_the_grid_and_the_registry(home, monkeypatch):
+    tracker = Tracker(factory_paths())
+    spec = next(iter(_ci_specs().values()))
+    other = spec.model_copy(update={"seed": spec.seed + 1})
+    tracker.client.create_registered_model(other.label, tags={"spec_id": spec.id})
+    try:
+        with pytest.raises(ModelNameTakenError, match=spec.id):
+            ensure_registered_model(tracker.client, SpecOutcome(spec=other, status="FINISHED"))
+    finally:
+        tracker.client.delete_registered_model(other.label)
+    monkeypatch.setattr(RunSpec, "short_id", property(lambda self: "0" * 10))
+    with pytest.raises(LabelCollisionError, match="share the label"):
+        expand(load_config("demo"), ("AAA",))  # demo: several lightgbm configs per cell
+
+
+def test_experiments_open_on_the_training_runs_view(home):
+    client = Tracker(factory_paths()).client
+    for name in (EXPERIMENT, AUDIT_EXPERIMENT):
+        assert client.get_experiment_by_name(name).tags[EXPERIMENT_KIND_TAG] == TRAINING_KIND
+
+
+def _finished_runs() -> list:
+    tracker = Tracker(factory_paths())
+    return [tracker.client.get_run(run_id) for run_id in tracker.latest_versions()["run_id"]]
+
+
+def test_each_run_describes_its_config_and_data(home):
+    specs = _ci_specs()
+    for run in _finished_runs():
+        spec, note = specs[run.data.tags["spec_id"]], run.data.tags[NOTE_TAG]
+        assert f"| architecture | {spec.arch} |" in note
+        assert f"| lookback | {spec.lookback} bars |" in note
+        assert f"| feature set | {spec.feature_set} (volume_window=20) |" in note
+        for key, value in spec.hparams.items():
+            assert f"{key}={value}" in note
+        assert f"lake version {home['ingest']['version']}" in note
+        assert "AAA, BBB, 1d bars" in note and spec.id in note
+
+
+def test_each_version_carries_description_signature_example_and_oos_metrics(home, tmp_path):
+    tracker = Tracker(factory_paths())
+    bars = home["bars"].filter(pl.col("symbol") == "AAA")
+    for name, version, run_id in tracker.latest_versions().select(
+            "model_name", "version", "run_id").iter_rows():
+        mv = tracker.client.get_model_version(name, version)
+        metrics = tracker.client.get_run(run_id).data.metrics
+        assert name in mv.description and "Sharpe" in mv.description
+        for key in ("sharpe", "buy_and_hold_sharpe", "max_drawdown", "win_rate"):
+            assert mv.tags[key] == f"{metrics[key]:.4f}", (name, key)
+        assert mv.tags["n_obs"] == str(int(metrics["n_obs"]))
+        local = download_artifacts(artifact_uri=f"models:/{name}/{version}",
+                                   dst_path=str(tmp_path / name))
+        logged = Model.load(local)
+        assert logged.signature.inputs.input_names() == [
+            "ts", "open", "high", "low", "close", "volume", "symbol"]
+        assert logged.signature.outputs.input_names() == ["score", "position"]
+        example = logged.load_input_example(local)
+        assert set(example["symbol"]) == {"AAA"}
+        np.testing.assert_array_equal(example["close"], bars["close"].tail(len(example)))
+        served = mlflow.pyfunc.load_model(local).predict(example)
+        assert served["position"].notna().sum() == 10, name
+
+
+def test_each_run_logs_the_lake_bars_it_read_as_a_dataset(home):
+    lake = factory_paths().lake
+    digests = set()
+    for run in _finished_runs():
+        [dataset_input] = run.inputs.dataset_inputs
+        dataset = dataset_input.dataset
+        assert (dataset.name, dataset.source_type) == ("bars", "delta_table")
+        assert json.loads(dataset.source) == {"path": str(lake / "bars"),
+                                              "delta_table_version": home["ingest"]["version"]}
+        assert json.loads(dataset.profile)["num_rows"] == home["bars"].height
+        assert [(t.key, t.value) for t in dataset_input.tags] == [
+            ("mlflow.data.context", "training")]
+        digests.add(dataset.digest)
+    assert len(digests) == 1
+
+
+def test_per_fold_metrics_are_logged_as_steps(home):
+    tracker = Tracker(factory_paths())
+    assert "fold/sharpe" not in tracker.latest_versions().columns  # not a candidate metric
+    client = tracker.client
+    for run in _finished_runs():
+        sharpe = client.get_metric_history(run.info.run_id, "fold/sharpe")
+        bars = client.get_metric_history(run.info.run_id, "fold/n_oos_bars")
+        assert sorted(m.step for m in sharpe) == sorted(m.step for m in bars) == [0, 1]
+        assert sum(m.value for m in bars) == run.data.metrics["n_obs"]

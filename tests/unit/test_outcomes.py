@@ -39,10 +39,13 @@ def finished(spec, tmp_path):
                         "label": [0.01, -0.02, 0.0, 0.005],
                         "strategy_return": [0.01, 0.02, 0.0, 0.0]})
     portfolio = pl.DataFrame({"ts": ts, "ret": [0.01, 0.02, 0.0, 0.0]})
+    folds = [{"fold": 0.0, "sharpe": 0.5, "n_oos_bars": 2.0, "directional_accuracy": math.nan},
+             {"fold": 1.0, "sharpe": -math.inf, "n_oos_bars": 2.0, "directional_accuracy": 0.5}]
     return SpecOutcome(spec=spec, status="FINISHED",
                        metrics={"sharpe": 1.25, "profit_factor": math.inf,
                                 "recovery_bars": -math.inf, "ic": math.nan},
-                       oos=oos, portfolio=portfolio, model_dir=str(model_dir), seconds=2.5)
+                       oos=oos, portfolio=portfolio, model_dir=str(model_dir), seconds=2.5,
+                       fold_metrics=folds, bar_frequency="1d")
 
 
 def _strict_json(path):
@@ -68,10 +71,26 @@ def test_finished_outcome_round_trips(finished, tmp_path):
     assert loaded.metrics["recovery_bars"] == -math.inf
     assert math.isnan(loaded.metrics["ic"])
     assert loaded.oos.equals(finished.oos) and loaded.portfolio.equals(finished.portfolio)
+    assert loaded.bar_frequency == "1d"
+    assert [f["fold"] for f in loaded.fold_metrics] == [0.0, 1.0]
+    assert loaded.fold_metrics[0]["sharpe"] == 0.5 and loaded.fold_metrics[1]["n_oos_bars"] == 2
+    assert math.isnan(loaded.fold_metrics[0]["directional_accuracy"])
+    assert loaded.fold_metrics[1]["sharpe"] == -math.inf
     record = _strict_json(directory / OUTCOME_FILE)
     assert record["spec_id"] == finished.spec.id
     assert sorted(p.name for p in directory.iterdir()) == [
         "oos.parquet", "outcome.json", "portfolio.parquet"]
+
+
+def test_an_outcome_cached_before_fold_metrics_still_loads(finished, tmp_path):
+    directory = save_outcome(finished, tmp_path / "runs" / "outcome")
+    record = json.loads((directory / OUTCOME_FILE).read_text())
+    record["format"] = 1
+    del record["fold_metrics"], record["bar_frequency"]
+    (directory / OUTCOME_FILE).write_text(json.dumps(record))
+    loaded = load_outcome(directory)
+    assert (loaded.fold_metrics, loaded.bar_frequency) == ([], None)
+    assert loaded.metrics["sharpe"] == 1.25
 
 
 def test_failed_outcome_round_trips_without_frames(spec, tmp_path):
