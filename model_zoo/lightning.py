@@ -7,6 +7,10 @@ Everything else lives here: optimisers (Adam, SGD, RMSprop), learning-rate sched
 gradient clipping, seeding, GPU when present, target standardisation, batched
 prediction and save/load.
 
+The loop itself (a LightningModule and the Trainer) is in :mod:`model_zoo.training_loop`,
+imported only when a net trains: loading a served model needs torch, not Lightning (whose
+import alone took 3-7 s of a model's load time).
+
 Training writes nothing to disk (no checkpoints, no loggers) and keeps Lightning's
 informational logging quiet; a factory run records what matters in MLflow instead.
 """
@@ -21,12 +25,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from model_zoo.base import Capabilities, ModelConfig, SupervisedData
 from model_zoo.registry import read_model_meta, resolve_hparams, write_model_meta
@@ -98,80 +99,6 @@ class TrainingHParams:
         return {f.name: f.default for f in fields(cls)}
 
 
-class RegressionModule(L.LightningModule):
-    """Lightning wrapper: MSE regression of a network's ``(batch,)`` output.
-
-    Tracks the validation loss itself (exact mean over all validation rows) and keeps a
-    CPU copy of the weights with the lowest one, restored by :func:`fit_network`.
-    """
-
-    def __init__(self, network: nn.Module, training: TrainingHParams) -> None:
-        super().__init__()
-        self.network = network
-        self.training_hparams = training
-        self.loss_fn = nn.MSELoss()
-        self.best_val_loss = float("inf")
-        self.best_state: dict[str, torch.Tensor] | None = None
-        self._val_sse = 0.0
-        self._val_count = 0
-        self.has_validation = False
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network(x)
-
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
-        x, y = batch
-        loss = self.loss_fn(self(x), y)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
-        return loss
-
-    def on_validation_epoch_start(self) -> None:
-        self._val_sse = 0.0
-        self._val_count = 0
-
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
-        x, y = batch
-        self._val_sse += float(((self(x) - y) ** 2).sum())
-        self._val_count += len(y)
-
-    def on_validation_epoch_end(self) -> None:
-        val_loss = self._val_sse / max(self._val_count, 1)
-        self.log("val_loss", val_loss)
-        if val_loss < self.best_val_loss:
-            self.best_val_loss = val_loss
-            self.best_state = {
-                key: value.detach().cpu().clone()
-                for key, value in self.network.state_dict().items()
-            }
-
-    def configure_optimizers(self):
-        hp = self.training_hparams
-        params = self.network.parameters()
-        if hp.optimizer == "adam":
-            optimizer = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
-        elif hp.optimizer == "sgd":
-            optimizer = torch.optim.SGD(
-                params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
-            )
-        else:
-            optimizer = torch.optim.RMSprop(
-                params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
-            )
-        if hp.scheduler == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, hp.max_epochs)
-            return {"optimizer": optimizer, "lr_scheduler": scheduler}
-        if hp.scheduler == "plateau":
-            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, factor=0.5, patience=max(hp.patience // 2, 1)
-            )
-            monitor = "val_loss" if self.has_validation else "train_loss"
-            return {
-                "optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "monitor": monitor},
-            }
-        return optimizer
-
-
 @contextlib.contextmanager
 def quiet_single_threaded(num_threads: int = 1) -> Iterator[None]:
     """Run the block with ``num_threads`` torch threads and Lightning's info logs muted.
@@ -197,69 +124,6 @@ def quiet_single_threaded(num_threads: int = 1) -> Iterator[None]:
             logger.setLevel(level)
 
 
-def fit_network(
-    network: nn.Module,
-    train: tuple[np.ndarray, np.ndarray],
-    valid: tuple[np.ndarray, np.ndarray] | None,
-    training: TrainingHParams,
-    seed: int,
-) -> nn.Module:
-    """Train ``network`` in place with the shared loop and return it.
-
-    Parameters
-    ----------
-    network : nn.Module
-        Maps a ``(batch, lookback, features)`` float32 tensor to ``(batch,)``.
-    train, valid : tuple[np.ndarray, np.ndarray]
-        ``(X, y)`` arrays; ``y`` already standardised by the caller. With ``valid``, training
-        stops early on validation loss and the weights of the best epoch are restored.
-    training : TrainingHParams
-        Optimiser, scheduler, epochs, batch size, patience, clipping, accelerator.
-    seed : int
-        Seeds torch, numpy, Python and the shuffling order.
-
-    Returns
-    -------
-    nn.Module
-        ``network`` itself, on the CPU, in eval mode.
-    """
-    with quiet_single_threaded():
-        L.seed_everything(seed, workers=True, verbose=False)
-        module = RegressionModule(network, training)
-        module.has_validation = valid is not None
-        generator = torch.Generator().manual_seed(seed)
-        train_loader = DataLoader(
-            _tensor_dataset(*train),
-            batch_size=training.batch_size,
-            shuffle=True,
-            generator=generator,
-        )
-        callbacks = []
-        val_loader = None
-        if valid is not None:
-            val_loader = DataLoader(_tensor_dataset(*valid), batch_size=PREDICT_BATCH_SIZE)
-            callbacks.append(
-                EarlyStopping(monitor="val_loss", mode="min", patience=training.patience)
-            )
-        trainer = L.Trainer(
-            max_epochs=training.max_epochs,
-            accelerator=training.accelerator,
-            devices=1,
-            gradient_clip_val=training.gradient_clip_val or None,
-            callbacks=callbacks,
-            enable_checkpointing=False,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            limit_val_batches=1.0 if valid is not None else 0,
-        )
-        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
-    if module.best_state is not None:
-        network.load_state_dict(module.best_state)
-    return network.cpu().eval()
-
-
 def predict_network(network: nn.Module, X: np.ndarray) -> np.ndarray:
     """Run ``network`` over ``X`` in eval mode without gradients, in batches.
 
@@ -276,13 +140,6 @@ def predict_network(network: nn.Module, X: np.ndarray) -> np.ndarray:
     if not outputs:
         return np.empty(0, dtype=np.float64)
     return np.concatenate(outputs).astype(np.float64)
-
-
-def _tensor_dataset(X: np.ndarray, y: np.ndarray) -> TensorDataset:
-    return TensorDataset(
-        torch.as_tensor(np.asarray(X, dtype=np.float32)),
-        torch.as_tensor(np.asarray(y, dtype=np.float32)),
-    )
 
 
 class TorchNetModel:
@@ -323,7 +180,9 @@ class TorchNetModel:
         y = np.asarray(train.y, dtype=np.float64)
         self.y_mean = float(y.mean())
         self.y_std = float(y.std()) or 1.0
-        L.seed_everything(self.config.seed, workers=True, verbose=False)
+        from model_zoo.training_loop import fit_network, seed_everything
+
+        seed_everything(self.config.seed)
         network = self.build_network(self.config, self.network_params)
         valid_arrays = None
         if valid is not None and len(valid.y) > 0:

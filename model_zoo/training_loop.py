@@ -1,0 +1,165 @@
+"""The shared Lightning training loop of every net (rule 3), imported only to train.
+
+:class:`~model_zoo.lightning.TorchNetModel` calls :func:`fit_network`; serving a trained
+net never imports this module, so it never pays for importing Lightning.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from model_zoo.lightning import PREDICT_BATCH_SIZE, TrainingHParams, quiet_single_threaded
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (and dataloader workers) before building a network."""
+    L.seed_everything(seed, workers=True, verbose=False)
+
+
+class RegressionModule(L.LightningModule):
+    """Lightning wrapper: MSE regression of a network's ``(batch,)`` output.
+
+    Tracks the validation loss itself (exact mean over all validation rows) and keeps a
+    CPU copy of the weights with the lowest one, restored by :func:`fit_network`.
+    """
+
+    def __init__(self, network: nn.Module, training: TrainingHParams) -> None:
+        super().__init__()
+        self.network = network
+        self.training_hparams = training
+        self.loss_fn = nn.MSELoss()
+        self.best_val_loss = float("inf")
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self._val_sse = 0.0
+        self._val_count = 0
+        self.has_validation = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        x, y = batch
+        loss = self.loss_fn(self(x), y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sse = 0.0
+        self._val_count = 0
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        x, y = batch
+        self._val_sse += float(((self(x) - y) ** 2).sum())
+        self._val_count += len(y)
+
+    def on_validation_epoch_end(self) -> None:
+        val_loss = self._val_sse / max(self._val_count, 1)
+        self.log("val_loss", val_loss)
+        if val_loss < self.best_val_loss:
+            self.best_val_loss = val_loss
+            self.best_state = {
+                key: value.detach().cpu().clone()
+                for key, value in self.network.state_dict().items()
+            }
+
+    def configure_optimizers(self):
+        hp = self.training_hparams
+        params = self.network.parameters()
+        if hp.optimizer == "adam":
+            optimizer = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
+        elif hp.optimizer == "sgd":
+            optimizer = torch.optim.SGD(
+                params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
+            )
+        else:
+            optimizer = torch.optim.RMSprop(
+                params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
+            )
+        if hp.scheduler == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, hp.max_epochs)
+            return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        if hp.scheduler == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, factor=0.5, patience=max(hp.patience // 2, 1)
+            )
+            monitor = "val_loss" if self.has_validation else "train_loss"
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "monitor": monitor},
+            }
+        return optimizer
+
+
+def fit_network(
+    network: nn.Module,
+    train: tuple[np.ndarray, np.ndarray],
+    valid: tuple[np.ndarray, np.ndarray] | None,
+    training: TrainingHParams,
+    seed: int,
+) -> nn.Module:
+    """Train ``network`` in place with the shared loop and return it.
+
+    Parameters
+    ----------
+    network : nn.Module
+        Maps a ``(batch, lookback, features)`` float32 tensor to ``(batch,)``.
+    train, valid : tuple[np.ndarray, np.ndarray]
+        ``(X, y)`` arrays; ``y`` already standardised by the caller. With ``valid``, training
+        stops early on validation loss and the weights of the best epoch are restored.
+    training : TrainingHParams
+        Optimiser, scheduler, epochs, batch size, patience, clipping, accelerator.
+    seed : int
+        Seeds torch, numpy, Python and the shuffling order.
+
+    Returns
+    -------
+    nn.Module
+        ``network`` itself, on the CPU, in eval mode.
+    """
+    with quiet_single_threaded():
+        L.seed_everything(seed, workers=True, verbose=False)
+        module = RegressionModule(network, training)
+        module.has_validation = valid is not None
+        generator = torch.Generator().manual_seed(seed)
+        train_loader = DataLoader(
+            _tensor_dataset(*train),
+            batch_size=training.batch_size,
+            shuffle=True,
+            generator=generator,
+        )
+        callbacks = []
+        val_loader = None
+        if valid is not None:
+            val_loader = DataLoader(_tensor_dataset(*valid), batch_size=PREDICT_BATCH_SIZE)
+            callbacks.append(
+                EarlyStopping(monitor="val_loss", mode="min", patience=training.patience)
+            )
+        trainer = L.Trainer(
+            max_epochs=training.max_epochs,
+            accelerator=training.accelerator,
+            devices=1,
+            gradient_clip_val=training.gradient_clip_val or None,
+            callbacks=callbacks,
+            enable_checkpointing=False,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=1.0 if valid is not None else 0,
+        )
+        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    if module.best_state is not None:
+        network.load_state_dict(module.best_state)
+    return network.cpu().eval()
+
+
+def _tensor_dataset(X: np.ndarray, y: np.ndarray) -> TensorDataset:
+    return TensorDataset(
+        torch.as_tensor(np.asarray(X, dtype=np.float32)),
+        torch.as_tensor(np.asarray(y, dtype=np.float32)),
+    )
