@@ -3,7 +3,10 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTHON  ?= python3
-export PREFECT_HOME := $(CURDIR)/.prefect
+# The home every target works in (lake, MLflow store, Prefect home): FACTORY_HOME when set.
+override FACTORY_HOME := $(abspath $(or $(FACTORY_HOME),$(CURDIR)))
+export FACTORY_HOME
+export PREFECT_HOME := $(FACTORY_HOME)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 PREFECT_PORT ?= 4200
@@ -33,15 +36,18 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
+# PREFECT_UI_API_URL: without it the UI of a server on another port still calls port 4200.
 ui: install
-	@mkdir -p .ui mlflow/artifacts
-	setsid $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) \
+	@mkdir -p .ui $(FACTORY_HOME)/mlflow/artifacts
+	PREFECT_UI_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api \
+		setsid $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) \
 		> .ui/prefect.log 2>&1 & echo $$! > .ui/prefect.pid
 	setsid $(BIN)/mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) \
-		--backend-store-uri sqlite:///$(CURDIR)/mlflow/mlflow.db \
-		--default-artifact-root $(CURDIR)/mlflow/artifacts \
+		--backend-store-uri sqlite:///$(FACTORY_HOME)/mlflow/mlflow.db \
+		--default-artifact-root $(FACTORY_HOME)/mlflow/artifacts \
 		> .ui/mlflow.log 2>&1 & echo $$! > .ui/mlflow.pid
 	@echo "Prefect UI http://127.0.0.1:$(PREFECT_PORT)  MLflow UI http://127.0.0.1:$(MLFLOW_PORT)"
+	@echo "serving FACTORY_HOME=$(FACTORY_HOME)"
 	@echo "logs in .ui/; stop both with: make ui-stop"
 
 ui-stop:

@@ -34,9 +34,13 @@ def main(ctx: typer.Context,
     """Model Factory: generate, train, rate and promote trading models."""
     _state.update(verbose=verbose, committing=False)
     # Prefect logs a failed flow with its whole traceback; the CLI says it in one message.
-    # A serving process keeps Prefect's logs: they are what it has to say.
+    # A serving process keeps Prefect's logs on the terminal: they are what it has to say.
+    # Prefect's loggers stay at INFO whatever the terminal shows: a flow run's log records
+    # reach the API (the UI's Logs tab) only through them; quiet silences the console only.
     quiet = not verbose and ctx.invoked_subcommand != "serve"
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL" if quiet else "INFO")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    if quiet:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
 
 
 def notice(message: str) -> None:
@@ -187,7 +191,7 @@ def select_command(
 @app.command()
 @clean_errors
 def leaderboard(profile: str = typer.Option("demo")) -> None:
-    """Print the leaderboard: rank, config, OOS Sharpe, max drawdown, win rate, stage."""
+    """Print the leaderboard: rank, registered model, OOS Sharpe, drawdown, win rate, stage."""
     from factory.reports import print_leaderboard
 
     print_leaderboard(console, configure_environment(), load_config(profile))
@@ -218,11 +222,21 @@ def check_data(
 @app.command()
 @clean_errors
 def serve(profile: str = typer.Option("demo")) -> None:
-    """Register the deployments (factory on demand, selection every 24 h) and serve them."""
+    """Register the deployments (factory on demand, selection every 24 h) and serve them.
+
+    Stops on SIGTERM or Ctrl-C with one line and exit code 0: runs in flight are cancelled,
+    the schedules paused (a second signal stops without waiting).
+    """
     configure_environment()
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
     from flows.serve import serve_deployments
 
-    serve_deployments(profile)
+    where = PREFECT_UI_URL.value() or PREFECT_API_URL.value() or "a temporary Prefect API"
+    console.print(f"serving factory/factory (on demand) and selection/selection-daily (every "
+                  f"24 h), profile {profile}, at {where}; stop with Ctrl-C")
+    stopped_by = serve_deployments(profile)
+    console.print(f"stopped serving ({stopped_by}): any run in flight cancelled, schedules paused")
 
 
 @app.command()

@@ -10,6 +10,12 @@ flow's process loads and logs them as chunks complete, so only one process write
 sqlite tracking store and the Delta tables. Runs a killed earlier command left RUNNING are
 failed first, so their specs count as not trained and are trained (or re-logged) again.
 Prefect stores a failed flow's exception: as JSON here, never as a pickle (rule 11).
+
+The run is named ``factory-<profile>-lake-v<version>``: the name is resolved when the run
+starts, from the ``profile`` parameter and the lake version in FACTORY_HOME at that moment
+(an ingest committing between then and the writer lock would make it one version behind).
+What it does goes to the run's log at INFO (the Prefect UI's Logs tab; the CLI keeps the
+terminal quiet), and a markdown artifact ``factory-run-summary`` sums it up.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 
-from prefect import flow, unmapped
+from prefect import flow, get_run_logger, unmapped
+from prefect.artifacts import create_markdown_artifact
 from prefect.futures import as_completed
+from prefect.runtime import flow_run
 from prefect.task_runners import ProcessPoolTaskRunner
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -28,7 +36,7 @@ from factory.data.lake import Lake
 from factory.data.universe import resolve_symbols
 from factory.grid import RunSpec, expand
 from factory.locking import writer_lock
-from factory.paths import PROJECT_ROOT, FactoryPaths, configure_environment
+from factory.paths import PROJECT_ROOT, FactoryPaths, configure_environment, factory_paths
 from factory.tracking import Tracker
 from factory.training.datasets import DatasetRef, cache_bars
 from factory.training.outcomes import load_outcomes
@@ -62,7 +70,32 @@ def _chunks(specs: list[RunSpec], size: int) -> list[list[RunSpec]]:
     return [specs[i:i + size] for i in range(0, len(specs), size)]
 
 
-@flow(name="factory", task_runner=ProcessPoolTaskRunner(max_workers=2),
+def factory_run_name() -> str:
+    """``factory-<profile>-lake-v<version>``, from the run's parameters and FACTORY_HOME."""
+    profile = flow_run.parameters.get("profile", "demo")
+    try:
+        version = Lake(factory_paths().lake).version()
+    except Exception:  # noqa: BLE001 - a name is cosmetic: the flow itself reports the error
+        version = "unknown"
+    return f"factory-{profile}-lake-" + ("empty" if version is None else f"v{version}")
+
+
+def summary_markdown(summary: FactoryRunSummary) -> str:
+    """The ``factory-run-summary`` artifact: counts, then seconds per stage."""
+    lines = [f"# Factory run: profile `{summary.profile}`, lake version {summary.lake_version}",
+             "", "| configs | count |", "|---|---:|",
+             f"| in the profile | {summary.n_specs} |",
+             f"| trained | {len(summary.finished)} |",
+             f"| skipped (already trained on this lake version) | {summary.n_skipped} |",
+             f"| failed | {len(summary.failed)} |",
+             f"| orphaned runs failed | {len(summary.orphaned_runs_failed)} |",
+             "", "| stage | seconds |", "|---|---:|"]
+    lines += [f"| {stage} | {seconds:.1f} |" for stage, seconds in summary.seconds.items()]
+    return "\n".join(lines) + "\n"
+
+
+@flow(name="factory", flow_run_name=factory_run_name,
+      task_runner=ProcessPoolTaskRunner(max_workers=2),
       persist_result=False, result_serializer=JSON_RESULTS)
 def factory_flow(profile: str = "demo", force: bool = False, data: dict | None = None) -> dict:
     """Train, evaluate and log every RunSpec of ``profile`` on the lake's latest version.
@@ -85,24 +118,34 @@ def factory_flow(profile: str = "demo", force: bool = False, data: dict | None =
 
 def _train_and_log(paths: FactoryPaths, profile: str, force: bool, data: dict | None) -> dict:
     """The factory flow's body, run with the writer lock held."""
-    started = time.perf_counter()
+    started, log = time.perf_counter(), get_run_logger()
     config = load_config(profile, data=data)
     lake = Lake(paths.lake)
     symbols = resolve_symbols(config, lake)
     version = lake.version()
     specs = expand(config, symbols).specs
+    log.info("profile %s, lake version %s: universe of %d symbol(s) (%s), %d configs",
+             profile, version, len(symbols), ", ".join(symbols), len(specs))
     tracker = Tracker(paths)
     orphans = fail_orphaned_runs_task(tracker)
+    if orphans:
+        log.info("failed %d run(s) a killed command left RUNNING: %s", len(orphans),
+                 ", ".join(orphans))
     done = set() if force else tracker.trained_spec_ids(version)
     todo = [s for s in specs if s.id not in done]
     summary = FactoryRunSummary(profile, version, len(specs), n_skipped=len(specs) - len(todo),
                                 orphaned_runs_failed=orphans)
+    log.info("%d configs to train, %d skipped (already trained on lake version %s)",
+             len(todo), summary.n_skipped, version)
 
     ref = DatasetRef.for_lake(paths.cache, lake, version, symbols)
     cache_bars(lake, ref)
-    for feature_set in sorted({s.feature_set for s in todo}):
+    feature_sets = sorted({s.feature_set for s in todo})
+    for feature_set in feature_sets:
         build_features_task(ref, feature_set, config.features[feature_set].params)
     summary.seconds["features"] = time.perf_counter() - started
+    log.info("features built for %d symbol(s): %s", len(symbols),
+             ", ".join(feature_sets) or "none needed")
 
     chunks = _chunks(todo, config.execution.chunk_size)
     futures = train_chunk_task.with_options(refresh_cache=force).map(
@@ -123,6 +166,8 @@ def _train_and_log(paths: FactoryPaths, profile: str, force: bool, data: dict | 
                 train_seconds += outcome.seconds
                 bucket = summary.finished if outcome.status == "FINISHED" else summary.failed
                 bucket.append(outcome.spec.id)
+                log.info("%s %s, OOS Sharpe %.2f", outcome.spec.label, outcome.status.lower(),
+                         outcome.metrics.get("sharpe", float("nan")))
                 progress.update(bar, advance=1, description=(
                     f"{outcome.spec.label[:-11]} {outcome.status.lower()} "
                     f"SR {outcome.metrics.get('sharpe', float('nan')):.2f}"))
@@ -134,6 +179,11 @@ def _train_and_log(paths: FactoryPaths, profile: str, force: bool, data: dict | 
         "mlflow_logging_after_training": chunk_logging,
         "total": time.perf_counter() - started,
     }
+    log.info("%d trained, %d skipped, %d failed, %d orphaned runs failed in %.1f s",
+             len(summary.finished), summary.n_skipped, len(summary.failed),
+             len(summary.orphaned_runs_failed), summary.seconds["total"])
+    create_markdown_artifact(markdown=summary_markdown(summary), key="factory-run-summary",
+                             description="What this factory run trained, skipped and failed")
     return asdict(summary)
 
 

@@ -1,8 +1,10 @@
 """A failing config is recorded FAILED with its traceback while the others go on; the
-deployments `factory serve` registers have the right flows, parameters and schedule."""
+deployments `factory serve` registers have the right flows, parameters and schedule, and
+`make ui` serves them on the port and FACTORY_HOME in use."""
 
 from __future__ import annotations
 
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from factory.config import load_config
 from factory.data.lake import Lake
 from factory.data.sources import synthetic_bars
 from factory.grid import expand
-from factory.paths import FactoryPaths
+from factory.paths import PROJECT_ROOT, FactoryPaths
 from factory.tracking import Tracker
 from factory.training.datasets import DatasetRef, cache_bars, cache_features
 from factory.training.fit import run_chunk
@@ -113,3 +115,24 @@ def test_deployments_trigger_factory_on_demand_and_select_every_24_hours():
     assert not factory.schedules
     [schedule] = selection.schedules
     assert schedule.schedule.interval == timedelta(hours=24)
+
+
+def _make(*arguments: str) -> str:
+    done = subprocess.run(["make", "--no-print-directory", *arguments], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, check=True, timeout=120)
+    return done.stdout
+
+
+def test_make_ui_serves_the_prefect_port_and_the_factory_home_in_use(tmp_path):
+    home = tmp_path / "home"
+    commands = _make("-n", "ui", "PREFECT_PORT=4999", f"FACTORY_HOME={home}")
+    assert "PREFECT_UI_API_URL=http://127.0.0.1:4999/api" in commands  # else the UI calls 4200
+    assert "--port 4999" in commands
+    assert f"--backend-store-uri sqlite:///{home}/mlflow/mlflow.db" in commands
+    assert f"--default-artifact-root {home}/mlflow/artifacts" in commands
+    shown = _make("--eval", "show-homes: ; @echo $$FACTORY_HOME $$PREFECT_HOME", "show-homes",
+                  f"FACTORY_HOME={home}")
+    assert shown.split() == [str(home), f"{home}/.prefect"]
+    shown = _make("--eval", "show-homes: ; @echo $$FACTORY_HOME $$PREFECT_HOME", "show-homes",
+                  "FACTORY_HOME=")
+    assert shown.split() == [str(PROJECT_ROOT), f"{PROJECT_ROOT}/.prefect"]

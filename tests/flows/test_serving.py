@@ -2,9 +2,10 @@
 scores exactly the bars the evaluation scored out of sample as the evaluation did.
 
 The home is trained and promoted through the core the factory flow runs (ingest into a
-real Delta lake, `fit.run_chunk`, `Tracker.start_outcome`/`finish_outcome`, then
-`Tracker.apply_selection`) on a real sqlite MLflow, without Prefect, to stay small. The
-README's serving example is executed as written there, with only the model name replaced.
+real Delta lake, `fit.run_chunk`, `Tracker.start_outcome`, the lake's strategy returns,
+`finish_outcome`, then `Tracker.apply_selection`) on a real sqlite MLflow, without Prefect,
+to stay small. The README's serving example is executed as written there, with only the
+model name replaced.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mlflow.artifacts import download_artifacts
 from factory.config import load_config
 from factory.data.lake import Lake
 from factory.data.sources import synthetic_bars
+from factory.data.strategy_returns import append_strategy_returns
 from factory.data.universe import resolve_symbols
 from factory.grid import expand
 from factory.paths import PROJECT_ROOT, FactoryPaths, configure_environment
@@ -76,7 +78,10 @@ def served(tmp_path_factory):
     tracker = Tracker(paths)
     for outcome in run_chunk(specs, ref, paths.runs):
         assert outcome.status == "FINISHED", outcome.error
-        tracker.finish_outcome(tracker.start_outcome(outcome, version, "test", "ci"), "FINISHED")
+        run_id = tracker.start_outcome(outcome, version, "test", "ci")
+        append_strategy_returns(lake, outcome.portfolio, run_id=run_id, spec_id=outcome.spec.id,
+                                model_name=outcome.spec.model_name, lake_version=version)
+        tracker.finish_outcome(run_id, "FINISHED")
     names = sorted(tracker.latest_versions()["model_name"])
     tracker.apply_selection(names)
     bars.write_csv(root / "bars.csv")
