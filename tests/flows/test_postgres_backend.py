@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 
 import numpy as np
-import polars as pl
 import pytest
 
 from factory.config import load_config
@@ -18,7 +17,6 @@ from factory.paths import FactoryPaths
 from factory.tracking import PRODUCTION, Tracker, load_production_model
 from factory.training.datasets import DatasetRef, cache_bars, cache_features
 from factory.training.fit import run_chunk
-from feature_sets import build_features
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg (dev extra) is not installed")
 SERVER = "postgres@127.0.0.1:5432"
@@ -62,6 +60,6 @@ def test_tracking_registry_and_promotion_on_postgresql(postgres_uri, tmp_path, m
     changes = tracker.apply_selection([spec.model_name])
     assert [(c.model_name, c.to_stage) for c in changes] == [(spec.model_name, PRODUCTION)]
     assert tracker.apply_selection([spec.model_name]) == []
-    features = build_features("raw_ohlcv", bars.filter(pl.col("symbol") == "AAA"))
-    scores = load_production_model(spec.model_name).predict(features.drop("ts").to_pandas())
-    assert np.isfinite(scores[-100:]).all()
+    served = load_production_model(spec.model_name).predict(bars.drop("symbol").to_pandas())
+    positions = served["position"].to_numpy()[-100:]
+    assert np.isfinite(positions).all() and (np.abs(positions) <= 1).all()
