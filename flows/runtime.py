@@ -46,7 +46,8 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -81,7 +82,7 @@ class TemporaryPrefectServer:
         """Start the server and wait until it answers; returns its API URL."""
         from prefect.settings import get_current_settings
 
-        self.port = _free_port()
+        self.port = free_port()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **get_current_settings().to_environment_variables(exclude_unset=True),
                "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",

@@ -133,34 +133,3 @@ class Predictor:
             return rows, np.empty(0)
         groups = np.full(len(ends), code, dtype=np.int64)
         return rows, self.model.predict(self.scaler.transform(X), groups)
-
-    def predict_frame(self, frame: pd.DataFrame | pl.DataFrame) -> np.ndarray:
-        """Score every row of a frame of features (what models logged before bars were served
-        call: their copy of ``tracking_model.py`` still does).
-
-        Parameters
-        ----------
-        frame : pandas or polars DataFrame
-            Feature columns named in ``feature_names``; rows in time order per asset; an
-            optional ``symbol`` column separates assets.
-
-        Returns
-        -------
-        np.ndarray
-            ``(len(frame),)`` float64 predicted forward returns, NaN without a full window.
-        """
-        data = pl.from_pandas(frame) if isinstance(frame, pd.DataFrame) else frame
-        missing = [c for c in self.feature_names if c not in data.columns]
-        if missing:
-            raise ValueError(f"input frame lacks feature columns {missing}")
-        codes = (data["symbol"].cast(pl.Utf8).rank("dense").cast(pl.Int64).to_numpy()
-                 if "symbol" in data.columns else np.zeros(data.height, dtype=np.int64))
-        matrix = data.select(self.feature_names).to_numpy().astype(np.float64)
-        scores = np.full(data.height, np.nan)
-        for code in np.unique(codes):
-            rows = np.flatnonzero(codes == code)
-            X, ends = sliding_windows(matrix[rows], self.lookback)
-            if len(ends):
-                groups = np.full(len(ends), code, dtype=np.int64)
-                scores[rows[ends]] = self.model.predict(self.scaler.transform(X), groups)
-        return scores

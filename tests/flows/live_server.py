@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,16 +23,20 @@ from typing import Any
 import httpx
 import pytest
 
+from flows.runtime import free_port
+
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE = float(os.environ.get("LIVE_SERVER_DEADLINE", 600))
 """Seconds any wait may take before it fails (a busy 2-core machine is slow, never stuck)."""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 now."""
+    try:
+        return httpx.get(url, timeout=10).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def log_tail(path: Path, lines: int = 40) -> str:
@@ -137,7 +140,7 @@ class PrefectServer:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.port = _free_port()
+        self.port = free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         self.log = root / "server.log"
 
@@ -204,13 +207,8 @@ def running_prefect_server(root: Path) -> Iterator[PrefectServer]:
         [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
          "--port", str(server.port)], env, server.log)
     try:
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{server.api_url}/health", timeout=10).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(healthy, "prefect server /api/health", process=process, log=server.log)
+        wait_for(lambda: answers(f"{server.api_url}/health"), "prefect server /api/health",
+                 process=process, log=server.log)
         yield server
     finally:
         stop_group(process)

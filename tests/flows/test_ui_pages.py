@@ -7,26 +7,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
-from live_server import BIN, start_in_own_group, stop_group, wait_for
+from live_server import BIN, answers, start_in_own_group, stop_group, wait_for
 from test_serving import served  # noqa: F401 - the module fixture this test reuses
 
 from factory.tracking import Tracker
+from flows.runtime import free_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _rendered(url: str) -> str:
@@ -58,7 +51,7 @@ def test_both_uis_show_the_production_models(served, prefect_server, tmp_path): 
     wait_for(lambda: _shows_all(f"{ui}/artifacts/artifact/{artifact['id']}", chosen),
              "the Prefect UI showing the leaderboard artifact with every Production model")
 
-    port, log = _free_port(), tmp_path / "mlflow.log"
+    port, log = free_port(), tmp_path / "mlflow.log"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     server = start_in_own_group(
         [str(Path(BIN) / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
@@ -66,16 +59,10 @@ def test_both_uis_show_the_production_models(served, prefect_server, tmp_path): 
          "--default-artifact-root", str(paths.artifact_root)], env, log)
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _healthy(f"{url}/health"), "the MLflow server", process=server, log=log)
+        wait_for(lambda: answers(f"{url}/health"), "the MLflow server", process=server, log=log)
         wait_for(lambda: _shows_all(f"{url}/#/models", chosen),
                  "the MLflow UI listing every Production model with its alias",
                  process=server, log=log)
     finally:
         stop_group(server)
 
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=10).status_code == 200
-    except httpx.HTTPError:
-        return False
