@@ -134,7 +134,8 @@ def version_description(outcome: SpecOutcome, lake_version: int) -> str:
         f"{spec.arch}, lookback {spec.lookback}, feature set {spec.feature_set}, "
         f"{_hparams(outcome)}; trained on lake version {lake_version} "
         f"({', '.join(spec.symbols)}, {outcome.bar_frequency or 'unknown'} bars). "
-        f"The model of the last walk-forward fold. Out of sample after "
+        f"Refit on all history through {outcome.trained_through or 'the last bar'} after "
+        f"the walk-forward evaluation; the figures are the walk-forward ones, out of sample after "
         f"{spec.evaluation.cost_bps} bps costs: Sharpe {_metric(m, 'sharpe', '.2f')} "
         f"(buy and hold {_metric(m, 'buy_and_hold_sharpe', '.2f')}), max drawdown "
         f"{_metric(m, 'max_drawdown', '.1%')}, win rate {_metric(m, 'win_rate', '.1%')} "
@@ -145,8 +146,10 @@ def version_description(outcome: SpecOutcome, lake_version: int) -> str:
 
 
 def version_tags(outcome: SpecOutcome, run_id: str, lake_version: int) -> dict[str, str]:
-    """Spec id, lake version, run id and the key out-of-sample metrics present."""
+    """Spec id, lake version, run id, the refit's last bar and the key out-of-sample metrics."""
     tags = {"spec_id": outcome.spec.id, "lake_version": str(lake_version), "run_id": run_id}
+    if outcome.trained_through:
+        tags["trained_through"] = outcome.trained_through
     for key in VERSION_METRIC_TAGS:
         value = outcome.metrics.get(key)
         if value is not None and np.isfinite(value):

@@ -8,6 +8,10 @@ each row belongs to, so a model that needs contiguous series (ARIMA) can rebuild
 
 Sequence models consume the windows as they are, tabular models flatten them, univariate
 models read the single column named ``target_feature`` (the one-bar log return ``ret_1``).
+
+Every architecture subclasses :class:`Model` explicitly: the protocol checks the methods and
+lends the default of :meth:`Model.training_budget` (``{}``), so only a model that stops early
+on the validation block overrides it.
 """
 
 from __future__ import annotations
@@ -104,7 +108,11 @@ class SupervisedData:
 
 @runtime_checkable
 class Model(Protocol):
-    """The protocol of every architecture in the zoo."""
+    """The protocol of every architecture in the zoo.
+
+    Implementations subclass it (``class LightGBMModel(Model)``) to inherit the default of
+    :meth:`training_budget`; ``fit``, ``predict``, ``save`` and ``load`` have no default.
+    """
 
     capabilities: ClassVar[Capabilities]
 
@@ -126,3 +134,20 @@ class Model(Protocol):
     def load(cls, directory: Path) -> Self:
         """Rebuild a fitted model that ``save`` wrote."""
         ...
+
+    def training_budget(self) -> dict[str, int]:
+        """Hyperparameter overrides that reproduce how long this fitted model trained.
+
+        The walk-forward folds stop early on their validation block; the model refitted on
+        all history has none, so it trains for the median budget of the folds instead
+        (``factory.training.fit``), with these overrides merged over the spec's
+        hyperparameters and ``valid=None``. Each value is a count (boosting rounds, epochs)
+        and each key one of the model's own hyperparameters.
+
+        Returns
+        -------
+        dict[str, int]
+            E.g. ``{"n_estimators": 87}`` for boosted trees that kept 87 rounds. The default,
+            ``{}``, is right for every model that does not stop early.
+        """
+        return {}

@@ -3,9 +3,9 @@
 A net's file defines only its ``nn.Module`` and a small :class:`TorchNetModel` subclass
 that declares its capabilities, its network hyperparameters and ``build_network``.
 Everything else lives here: optimisers (Adam, SGD, RMSprop), learning-rate schedulers
-(cosine, plateau), early stopping on validation loss that keeps the best weights,
-gradient clipping, seeding, GPU when present, target standardisation, batched
-prediction and save/load.
+(cosine, plateau), early stopping on validation loss that keeps the best weights (and
+reports that epoch as the training budget of the refit on all history), gradient clipping,
+seeding, GPU when present, target standardisation, batched prediction and save/load.
 
 The loop itself (a LightningModule and the Trainer) is in :mod:`model_zoo.training_loop`,
 imported only when a net trains: loading a served model needs torch, not Lightning (whose
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model_zoo.base import Capabilities, ModelConfig, SupervisedData
+from model_zoo.base import Capabilities, Model, ModelConfig, SupervisedData
 from model_zoo.registry import read_model_meta, resolve_hparams, write_model_meta
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -142,7 +142,7 @@ def predict_network(network: nn.Module, X: np.ndarray) -> np.ndarray:
     return np.concatenate(outputs).astype(np.float64)
 
 
-class TorchNetModel:
+class TorchNetModel(Model):
     """:class:`~model_zoo.base.Model` implementation shared by every net.
 
     Subclasses set ``capabilities`` (the registry's object), ``network_defaults`` (their
@@ -152,6 +152,9 @@ class TorchNetModel:
     The target is standardised with the training fold's mean and standard deviation
     (returns of order 1e-2 otherwise give vanishing gradients) and predictions are
     mapped back to return units.
+
+    :meth:`training_budget` is ``{"max_epochs": epochs}``, the epochs behind the kept weights
+    (the best validation epoch, or all of them without ``valid``), saved in ``model.json``.
     """
 
     capabilities: ClassVar[Capabilities]
@@ -169,6 +172,7 @@ class TorchNetModel:
         self.network: nn.Module | None = None
         self.y_mean = 0.0
         self.y_std = 1.0
+        self.epochs: int | None = None
 
     def build_network(self, config: ModelConfig, params: Mapping[str, Any]) -> nn.Module:
         """Return a fresh network for ``config`` (input shape) and validated ``params``."""
@@ -188,10 +192,17 @@ class TorchNetModel:
         if valid is not None and len(valid.y) > 0:
             self._check_X(valid.X)
             valid_arrays = (valid.X, self._standardise(valid.y))
-        self.network = fit_network(
+        self.network, self.epochs = fit_network(
             network, (train.X, self._standardise(y)), valid_arrays, self.training, self.config.seed
         )
         return self
+
+    def training_budget(self) -> dict[str, int]:
+        """``{"max_epochs": epochs}``: the epochs that produced the kept weights."""
+        if self.epochs is None:
+            raise RuntimeError(f"{type(self).__name__} must be fitted or loaded before "
+                               "training_budget")
+        return {"max_epochs": self.epochs}
 
     def predict(self, X: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
         """Predicted forward returns, ``(n,)`` float64 (``groups`` is unused)."""
@@ -201,11 +212,12 @@ class TorchNetModel:
         return predict_network(self.network, X) * self.y_std + self.y_mean
 
     def save(self, directory: Path) -> None:
-        """Write the weights (``network.pt``) and config + target scaling (``model.json``)."""
+        """Write the weights (``network.pt``) and config, target scaling and epochs
+        (``model.json``)."""
         if self.network is None:
             raise RuntimeError(f"{type(self).__name__} must be fitted before save")
         directory = write_model_meta(directory, self.config, self.hparams,
-                                     y_mean=self.y_mean, y_std=self.y_std)
+                                     y_mean=self.y_mean, y_std=self.y_std, epochs=self.epochs)
         torch.save(self.network.state_dict(), directory / self.WEIGHTS_FILE)
 
     @classmethod
@@ -215,6 +227,7 @@ class TorchNetModel:
         model = cls(config)
         model.y_mean = float(meta["y_mean"])
         model.y_std = float(meta["y_std"])
+        model.epochs = meta.get("epochs")  # absent from nets saved before it was recorded
         network = model.build_network(model.config, model.network_params)
         state = torch.load(Path(directory) / cls.WEIGHTS_FILE, map_location="cpu",
                            weights_only=True)

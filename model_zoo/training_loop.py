@@ -25,7 +25,8 @@ class RegressionModule(L.LightningModule):
     """Lightning wrapper: MSE regression of a network's ``(batch,)`` output.
 
     Tracks the validation loss itself (exact mean over all validation rows) and keeps a
-    CPU copy of the weights with the lowest one, restored by :func:`fit_network`.
+    CPU copy of the weights with the lowest one and its epoch, restored by
+    :func:`fit_network`; counts the training epochs completed.
     """
 
     def __init__(self, network: nn.Module, training: TrainingHParams) -> None:
@@ -35,6 +36,8 @@ class RegressionModule(L.LightningModule):
         self.loss_fn = nn.MSELoss()
         self.best_val_loss = float("inf")
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_epoch = 0
+        self.epochs_trained = 0
         self._val_sse = 0.0
         self._val_count = 0
         self.has_validation = False
@@ -47,6 +50,9 @@ class RegressionModule(L.LightningModule):
         loss = self.loss_fn(self(x), y)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.epochs_trained += 1
 
     def on_validation_epoch_start(self) -> None:
         self._val_sse = 0.0
@@ -62,6 +68,7 @@ class RegressionModule(L.LightningModule):
         self.log("val_loss", val_loss)
         if val_loss < self.best_val_loss:
             self.best_val_loss = val_loss
+            self.best_epoch = self.current_epoch + 1
             self.best_state = {
                 key: value.detach().cpu().clone()
                 for key, value in self.network.state_dict().items()
@@ -101,8 +108,8 @@ def fit_network(
     valid: tuple[np.ndarray, np.ndarray] | None,
     training: TrainingHParams,
     seed: int,
-) -> nn.Module:
-    """Train ``network`` in place with the shared loop and return it.
+) -> tuple[nn.Module, int]:
+    """Train ``network`` in place with the shared loop; return it and its epoch count.
 
     Parameters
     ----------
@@ -111,6 +118,10 @@ def fit_network(
     train, valid : tuple[np.ndarray, np.ndarray]
         ``(X, y)`` arrays; ``y`` already standardised by the caller. With ``valid``, training
         stops early on validation loss and the weights of the best epoch are restored.
+        Without it (the refit on all history), training runs exactly ``max_epochs`` epochs
+        and keeps the last weights: nothing stops it early, ``cosine`` anneals over those
+        epochs, and ``plateau`` watches the training loss instead (it only lowers the
+        learning rate).
     training : TrainingHParams
         Optimiser, scheduler, epochs, batch size, patience, clipping, accelerator.
     seed : int
@@ -118,8 +129,11 @@ def fit_network(
 
     Returns
     -------
-    nn.Module
+    network : nn.Module
         ``network`` itself, on the CPU, in eval mode.
+    epochs : int
+        Epochs that produced its weights: the best epoch when restored from validation,
+        otherwise every epoch trained.
     """
     with quiet_single_threaded():
         L.seed_everything(seed, workers=True, verbose=False)
@@ -153,9 +167,11 @@ def fit_network(
             limit_val_batches=1.0 if valid is not None else 0,
         )
         trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    epochs = module.epochs_trained
     if module.best_state is not None:
         network.load_state_dict(module.best_state)
-    return network.cpu().eval()
+        epochs = module.best_epoch
+    return network.cpu().eval(), epochs
 
 
 def _tensor_dataset(X: np.ndarray, y: np.ndarray) -> TensorDataset:

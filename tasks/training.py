@@ -18,9 +18,10 @@ from factory.training.datasets import DatasetRef, cache_features
 from factory.training.outcomes import train_to_disk
 from tasks.results import JSON_RESULTS
 
-CACHE_FORMAT = "outcome-dirs-1"
+CACHE_FORMAT = "outcome-dirs-2"
 """Part of the cache key: records written before outcomes moved to disk (pickled outcome
-objects under the same spec ids) are never looked up again."""
+objects under the same spec ids, format 1) or before the saved model was refit on all history
+(the last fold's model, format 2 and before) are never looked up again."""
 
 
 @task(name="build-features", task_run_name="features-{feature_set}", retries=1, tags=["features"],

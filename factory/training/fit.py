@@ -1,13 +1,20 @@
 """One RunSpec end to end: windows -> purged walk-forward folds -> out-of-sample predictions
--> positions traded at the next bar -> costed returns -> metrics, and the fitted model saved.
+-> positions traded at the next bar -> costed returns -> metrics, then the model refit on all
+history and saved.
 
 One pooled model is trained per fold on every asset of the universe; the portfolio return of
-a bar is the equal-weighted mean of the assets' strategy returns. The model saved for the
-registry is the last fold's: its out-of-sample period is the most recent one reported, and
-``meta.json`` beside it holds everything the served model needs to go from raw bars to
-positions (feature set and its typed parameters, warm-up, lookback, signal scale).
-Metrics annualise with the universe's stored bar frequency (``DatasetRef.periods_per_year``),
-over all folds together and per fold (``SpecOutcome.fold_metrics``).
+a bar is the equal-weighted mean of the assets' strategy returns. Metrics annualise with the
+universe's stored bar frequency (``DatasetRef.periods_per_year``), over all folds together
+and per fold (``SpecOutcome.fold_metrics``).
+
+The model saved for the registry is not a fold's (the last fold's stops a test block before
+the data ends) but the same spec refit on every labelled window (rule 10): a scaler fitted
+on all of them, the folds' median training budget (``Model.training_budget``: the boosting
+rounds or epochs their early stopping kept) in place of a validation block, and a signal
+scale from its own training predictions. The reported figures stay the walk-forward ones;
+``meta.json`` records both (``walk_forward`` and ``refit``) with everything the served model
+needs to go from raw bars to positions (feature set and its typed parameters, warm-up,
+lookback, signal scale).
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ import json
 import time
 import traceback
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -34,8 +43,9 @@ from model_zoo.registry import build_model, capabilities
 
 LABEL_HORIZON = 2
 """Bars from the decision bar to the end of its label (trade at t+1, hold to t+2)."""
-MODEL_META_FORMAT = 2
-"""Version of ``meta.json``; 2 added the feature warm-up and what serving from bars needs."""
+MODEL_META_FORMAT = 3
+"""Version of ``meta.json``; 2 added the feature warm-up and what serving from bars needs,
+3 the refit on all history (``refit``) and the evaluation it stands for (``walk_forward``)."""
 
 
 @dataclass
@@ -50,6 +60,8 @@ class Panel:
     feature_names: tuple[str, ...]
     warmup: int
     """Leading bars without every feature (indicator warm-up), the most over the assets."""
+    last_bar: datetime
+    """The latest bar of the data, labelled or not (the last windows' labels end there)."""
 
 
 @dataclass
@@ -68,6 +80,9 @@ class SpecOutcome:
     """One dict per walk-forward fold: ``fold`` (its index), ``sharpe``, ``n_oos_bars``, ..."""
     bar_frequency: str | None = None
     """The universe's stored bar frequency (``"1d"``, ``"1h"``, ...)."""
+    trained_through: str | None = None
+    """ISO time of the last bar the saved (refit) model's data reached: the data's last bar,
+    where the label of its last training window ends."""
 
 
 def build_panel(spec: RunSpec, ref: DatasetRef) -> Panel:
@@ -96,7 +111,7 @@ def build_panel(spec: RunSpec, ref: DatasetRef) -> Panel:
     return Panel(
         X=np.concatenate(parts_X), y=np.concatenate(parts_y).astype(np.float32),
         groups=np.concatenate(parts_g), ts=np.concatenate(parts_ts),
-        symbols=ref.symbols, feature_names=names, warmup=warmup,
+        symbols=ref.symbols, feature_names=names, warmup=warmup, last_bar=bars["ts"].max(),
     )
 
 
@@ -138,54 +153,125 @@ def _fit_fold(spec: RunSpec, panel: Panel, fold: Fold, positions_of: np.ndarray)
     valid = np.isin(positions_of, fold.valid)
     test = np.isin(positions_of, fold.test)
     scored = test if capabilities(spec.arch).uses_lookback else positions_of <= fold.test.max()
-    fitted = FeatureScaler.fit(panel.X[train][:, -1, :])
-    # As ``FeatureScaler.load`` returns it (float64), so serving computes what was evaluated.
-    scaler = FeatureScaler(mean=fitted.mean.astype(np.float64),
-                           std=fitted.std.astype(np.float64))
-    config = ModelConfig(hparams=spec.hparams, feature_names=panel.feature_names,
-                         lookback=spec.lookback, seed=spec.seed)
+    scaler = _scaler_of(panel, train)
     train_data = _subset(panel, scaler, train)
     started = time.perf_counter()
-    model = build_model(spec.arch, config).fit(
+    model = build_model(spec.arch, _config(spec, panel, spec.hparams)).fit(
         train_data, _subset(panel, scaler, valid) if valid.any() else None)
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
     scored_data = _subset(panel, scaler, scored)
     scores = model.predict(scored_data.X, scored_data.groups)[test[scored]]
     predict_seconds = time.perf_counter() - started
-    # Positions are scores in units of the model's own spread on its training fold.
-    signal_scale = float(np.std(model.predict(train_data.X, train_data.groups))) or 1.0
-    return FoldResult(model, scaler, test, scores, signal_scale, fit_seconds, predict_seconds,
-                      int(scored.sum()))
+    return FoldResult(model, scaler, test, scores, _signal_scale(model, train_data), fit_seconds,
+                      predict_seconds, int(scored.sum()))
 
 
-def _save_model(spec: RunSpec, panel: Panel, model, scaler, signal_scale: float,
+def _scaler_of(panel: Panel, rows: np.ndarray) -> FeatureScaler:
+    """The scaler of the training ``rows``' last bars, in float64 as ``FeatureScaler.load``
+    returns it, so serving computes what was evaluated."""
+    fitted = FeatureScaler.fit(panel.X[rows][:, -1, :])
+    return FeatureScaler(mean=fitted.mean.astype(np.float64), std=fitted.std.astype(np.float64))
+
+
+def _config(spec: RunSpec, panel: Panel, hparams: dict[str, Any]) -> ModelConfig:
+    """The model's config for ``spec``'s panel with ``hparams``."""
+    return ModelConfig(hparams=hparams, feature_names=panel.feature_names,
+                       lookback=spec.lookback, seed=spec.seed)
+
+
+def _signal_scale(model: Model, train_data: SupervisedData) -> float:
+    """Positions are scores in units of the model's own spread on its training rows."""
+    return float(np.std(model.predict(train_data.X, train_data.groups))) or 1.0
+
+
+@dataclass
+class Refit:
+    """The model refit on all history: what the registry serves."""
+
+    model: Model
+    scaler: FeatureScaler
+    signal_scale: float
+    budget: dict[str, int]
+    """The overrides of the spec's hyperparameters it trained with (the folds' median)."""
+    rows: np.ndarray
+    """Mask of the panel's windows it trained on."""
+    fit_seconds: float
+
+
+def _refit(spec: RunSpec, panel: Panel, positions_of: np.ndarray,
+           fold_budgets: list[dict[str, int]]) -> Refit:
+    """Fit ``spec`` on every labelled window, for the folds' median training budget.
+
+    With ``max_train_bars`` the folds fit on at most that many recent positions, and so
+    does the refit: the last ones of the timeline. There is no validation block: the budget
+    stands in for the early stopping it would have driven.
+    """
+    max_train = spec.evaluation.max_train_bars
+    rows = (positions_of >= positions_of.max() + 1 - max_train if max_train is not None
+            else np.ones(len(positions_of), dtype=bool))
+    budget = median_budget(fold_budgets)
+    scaler = _scaler_of(panel, rows)
+    train_data = _subset(panel, scaler, rows)
+    started = time.perf_counter()
+    model = build_model(spec.arch, _config(spec, panel, {**spec.hparams, **budget})).fit(
+        train_data, None)
+    fit_seconds = time.perf_counter() - started
+    return Refit(model, scaler, _signal_scale(model, train_data), budget, rows, fit_seconds)
+
+
+def median_budget(budgets: list[dict[str, int]]) -> dict[str, int]:
+    """Each override's median over the folds that report it, rounded (half to even), at
+    least 1: ``[{"n_estimators": 40}, {"n_estimators": 55}, {"n_estimators": 61}]`` gives
+    ``{"n_estimators": 55}``."""
+    keys = dict.fromkeys(key for budget in budgets for key in budget)
+    return {key: max(1, round(float(np.median([b[key] for b in budgets if key in b]))))
+            for key in keys}
+
+
+def _save_model(spec: RunSpec, panel: Panel, refit: Refit, walk_forward: dict[str, Any],
                 directory: Path, bar_frequency: str | None) -> None:
-    """Write the model, its training-fold scaler and ``meta.json`` to ``directory``.
+    """Write the refit model, its scaler and ``meta.json`` to ``directory``.
 
     ``meta.json`` keeps values typed (the feature parameters stay ints and floats): it is what
-    ``Predictor`` reads to build the feature set from raw bars the way training did.
+    ``Predictor`` reads to build the feature set from raw bars the way training did. Its
+    ``refit`` says what the saved model trained on (``trained_through``: the last window's
+    decision bar; ``label_known_through``: the data's last bar, where that window's label
+    ends) and for how long (``budget``, ``fit_seconds``); ``walk_forward``, what the reported
+    figures cover (the last fold's model was trained through ``last_fold_trained_through``;
+    ``fold_budgets``, what each fold's early stopping kept).
     """
     directory.mkdir(parents=True, exist_ok=True)
-    model.save(directory / "model")
-    scaler.save(directory / "scaler.json")
+    refit.model.save(directory / "model")
+    refit.scaler.save(directory / "scaler.json")
     meta = {"format": MODEL_META_FORMAT, "spec_id": spec.id, "model_name": spec.model_name,
             "arch": spec.arch, "lookback": spec.lookback, "feature_set": spec.feature_set,
             "feature_params": dict(spec.feature_params),
             "feature_names": list(panel.feature_names),
             "feature_warmup_bars": panel.warmup, "min_bars": panel.warmup + spec.lookback,
-            "signal_scale": signal_scale, "bar_columns": list(BAR_COLUMNS),
-            "symbols": list(panel.symbols), "bar_frequency": bar_frequency}
+            "signal_scale": refit.signal_scale, "bar_columns": list(BAR_COLUMNS),
+            "symbols": list(panel.symbols), "bar_frequency": bar_frequency,
+            "refit": {"trained_through": _iso(panel.ts[refit.rows].max()),
+                      "label_known_through": _iso(panel.last_bar),
+                      "n_train_windows": int(refit.rows.sum()), "budget": refit.budget,
+                      "fit_seconds": refit.fit_seconds},
+            "walk_forward": walk_forward}
     (directory / "meta.json").write_text(json.dumps(meta, indent=2))
 
 
+def _iso(ts: datetime | np.datetime64) -> str:
+    """ISO 8601 text of a (UTC-naive) bar time, to the second or finer as needed."""
+    return np.datetime64(ts, "us").item().isoformat()
+
+
 def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path) -> SpecOutcome:
-    """Train and evaluate ``spec`` out of sample; save the last fold's model to ``model_dir``.
+    """Train and evaluate ``spec`` out of sample, then save it refit on all history.
 
     Returns
     -------
     SpecOutcome
-        Status FINISHED with metrics, per-asset OOS rows and the portfolio return series.
+        Status FINISHED with the walk-forward metrics, per-asset OOS rows and the portfolio
+        return series, and the last bar the saved model's data reached.
     """
     panel = build_panel(spec, ref)
     timeline = np.unique(panel.ts)
@@ -207,9 +293,14 @@ def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path) -> SpecOutcom
             "position": positions_from_scores(result.scores, result.signal_scale),
             "label": panel.y[result.test].astype(np.float64),
         }))
-    last = results[-1]
-    _save_model(spec, panel, last.model, last.scaler, last.signal_scale, model_dir,
-                ref.bar_frequency)
+    fold_budgets = [result.model.training_budget() for result in results]
+    refit = _refit(spec, panel, positions_of, fold_budgets)
+    last = folds[-1]
+    walk_forward = {"n_folds": len(folds), "last_test_end": _iso(timeline[last.test.max()]),
+                    "last_fold_trained_through": _iso(
+                        timeline[np.concatenate([last.train, last.valid]).max()]),
+                    "fold_budgets": fold_budgets}
+    _save_model(spec, panel, refit, walk_forward, model_dir, ref.bar_frequency)
     oos = pl.concat(oos_parts).sort("symbol", "ts")
     oos = oos.with_columns(
         _costed_returns(oos, oos["position"], ev.cost_bps).alias("strategy_return"),
@@ -232,7 +323,7 @@ def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path) -> SpecOutcom
     return SpecOutcome(spec=spec, status="FINISHED", metrics=metrics, oos=oos.drop("held"),
                        portfolio=portfolio, model_dir=str(model_dir),
                        fold_metrics=_fold_metrics(oos, folds, results, periods_per_year),
-                       bar_frequency=ref.bar_frequency)
+                       bar_frequency=ref.bar_frequency, trained_through=_iso(panel.last_bar))
 
 
 def _fold_metrics(oos: pl.DataFrame, folds: list[Fold], results: list[FoldResult],

@@ -26,10 +26,11 @@ from factory.training.fit import SpecOutcome, run_chunk
 OUTCOME_FILE = "outcome.json"
 OOS_FILE = "oos.parquet"
 PORTFOLIO_FILE = "portfolio.parquet"
-FORMAT = 2
-"""Format written; 2 added ``fold_metrics`` and ``bar_frequency``."""
-READABLE_FORMATS = (1, 2)
-"""Formats read: a format-1 outcome (cached before the upgrade) loads without fold metrics."""
+FORMAT = 3
+"""Format written; 2 added ``fold_metrics`` and ``bar_frequency``, 3 ``trained_through``."""
+READABLE_FORMATS = (1, 2, 3)
+"""Formats read: a format-1 outcome (cached before the upgrade) loads without fold metrics,
+formats 1 and 2 without ``trained_through``."""
 
 
 class OutcomeMissingError(FileNotFoundError):
@@ -103,6 +104,7 @@ def _write(outcome: SpecOutcome, folder: Path) -> None:
         "metrics": _encode_metrics(outcome.metrics),
         "fold_metrics": [_encode_metrics(fold) for fold in outcome.fold_metrics],
         "bar_frequency": outcome.bar_frequency,
+        "trained_through": outcome.trained_through,
         "error": outcome.error,
         "seconds": outcome.seconds,
         "model_dir": outcome.model_dir,
@@ -150,6 +152,7 @@ def load_outcome(directory: Path) -> SpecOutcome:
         model_dir=model_dir, error=record["error"], seconds=float(record["seconds"]),
         fold_metrics=[_decode_metrics(fold) for fold in record.get("fold_metrics", [])],
         bar_frequency=record.get("bar_frequency"),
+        trained_through=record.get("trained_through"),
     )
 
 

@@ -38,7 +38,13 @@ import numpy as np
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.statespace.sarimax import SARIMAX
 
-from model_zoo.base import TARGET_FEATURE, Capabilities, ModelConfig, SupervisedData
+from model_zoo.base import (
+    TARGET_FEATURE,
+    Capabilities,
+    Model,
+    ModelConfig,
+    SupervisedData,
+)
 from model_zoo.registry import (
     CAPABILITIES,
     read_model_meta,
@@ -61,12 +67,13 @@ def _quiet_statsmodels() -> Iterator[None]:
         yield
 
 
-class ARIMAModel:
+class ARIMAModel(Model):
     """ARIMA forecaster of the forward return from the ``ret_1`` series alone.
 
     Hyperparameters: ``order`` ``[p, d, q]`` (default ``[1, 0, 1]``), ``trend`` ``"c"``
     (constant) or ``"n"`` (none), ``maxiter`` (L-BFGS iterations, default 50: 8,000
-    points fit in well under a second). ``valid`` is not used: there is no early stopping.
+    points fit in well under a second). ``valid`` is not used: there is no early stopping,
+    so the protocol's default ``training_budget`` (``{}``) holds.
     """
 
     capabilities: ClassVar[Capabilities] = CAPABILITIES["arima"]

@@ -3,7 +3,8 @@
 Each window ``(lookback, n_features)`` becomes one row of ``lookback * n_features``
 columns named ``<feature>__lag<k>`` (``k = 0`` is the window's last bar). Training is
 single-threaded and deterministic (house rule: one thread per worker), and stops early on
-the validation fold's L2 loss when one is given.
+the validation fold's L2 loss when one is given; :meth:`LightGBMModel.training_budget` then
+reports the rounds kept, so the refit on all history boosts as long without a validation block.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, ClassVar, Self
 import lightgbm as lgb
 import numpy as np
 
-from model_zoo.base import Capabilities, ModelConfig, SupervisedData
+from model_zoo.base import Capabilities, Model, ModelConfig, SupervisedData
 from model_zoo.registry import (
     CAPABILITIES,
     read_model_meta,
@@ -24,7 +25,7 @@ from model_zoo.registry import (
 )
 
 
-class LightGBMModel:
+class LightGBMModel(Model):
     """LightGBM regressor of the forward return.
 
     Hyperparameters (grid names, LightGBM meaning):
@@ -126,6 +127,12 @@ class LightGBMModel:
         model = cls(config)
         model.booster = lgb.Booster(model_file=str(Path(directory) / cls.BOOSTER_FILE))
         return model
+
+    def training_budget(self) -> dict[str, int]:
+        """``{"n_estimators": rounds kept}``: the best round when stopped early, else all."""
+        if self.booster is None:
+            raise RuntimeError("LightGBMModel must be fitted or loaded before training_budget")
+        return {"n_estimators": self.booster.num_trees()}
 
     def column_names(self) -> list[str]:
         """Names of the flattened columns, in order: ``<feature>__lag<k>``.

@@ -163,6 +163,57 @@ def test_same_seed_same_predictions(fitted, planted):
         np.testing.assert_array_equal(a, b)
 
 
+def test_training_budget_names_the_models_own_hyperparameters(fitted):
+    """Each override is a positive count under a hyperparameter name the model accepts."""
+    name, model = fitted
+    budget = model.training_budget()
+    assert isinstance(budget, dict), name
+    assert all(type(v) is int and v >= 1 for v in budget.values()), (name, budget)
+    build_model(name, _with_budget(name, budget))  # unknown names would raise ValueError
+
+
+def _with_budget(name: str, budget: dict[str, int]) -> ModelConfig:
+    return ModelConfig(hparams={**FAST_HPARAMS.get(name, {}), **budget},
+                       feature_names=FEATURES, lookback=LOOKBACK)
+
+
+def test_training_budget_reproduces_itself_without_validation(fitted, planted):
+    """Refit with the budget and ``valid=None`` (as on all history): the model trains for
+    exactly that budget, nothing stops it earlier, and it still learns the signal."""
+    name, model = fitted
+    budget = model.training_budget()
+    refit = build_model(name, _with_budget(name, budget)).fit(planted["train"])
+    assert refit.training_budget() == budget, name
+    test = planted["test"]
+    correlation = float(np.corrcoef(refit.predict(test.X, test.groups), test.y)[0, 1])
+    assert correlation > 0.1, f"{name}: correlation {correlation:.3f}"
+
+
+def test_training_budget_survives_save_and_load(fitted, tmp_path):
+    name, model = fitted
+    model.save(tmp_path / name)
+    assert load_model(name, tmp_path / name).training_budget() == model.training_budget()
+
+
+def test_early_stopping_models_report_the_kept_rounds(fitted):
+    """LightGBM reports the rounds it kept and a net its best epoch, both within the cap;
+    a model that does not stop early reports nothing."""
+    name, model = fitted
+    budget = model.training_budget()
+    if name == "lightgbm":
+        assert 1 <= budget["n_estimators"] == model.booster.num_trees() <= 150
+    elif capabilities(name).family == "net":
+        assert 1 <= budget["max_epochs"] <= model.training.max_epochs
+    elif name == "arima":
+        assert budget == {}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_class_subclasses_the_protocol(name):
+    """Explicitly, so that it inherits the protocol's defaults (``training_budget``)."""
+    assert Model in get_model_class(name).__mro__
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_class_shares_registry_capabilities(name):
     assert get_model_class(name).capabilities is capabilities(name)

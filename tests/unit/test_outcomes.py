@@ -45,7 +45,8 @@ def finished(spec, tmp_path):
                        metrics={"sharpe": 1.25, "profit_factor": math.inf,
                                 "recovery_bars": -math.inf, "ic": math.nan},
                        oos=oos, portfolio=portfolio, model_dir=str(model_dir), seconds=2.5,
-                       fold_metrics=folds, bar_frequency="1d")
+                       fold_metrics=folds, bar_frequency="1d",
+                       trained_through="2020-03-02T00:00:00")
 
 
 def _strict_json(path):
@@ -72,6 +73,7 @@ def test_finished_outcome_round_trips(finished, tmp_path):
     assert math.isnan(loaded.metrics["ic"])
     assert loaded.oos.equals(finished.oos) and loaded.portfolio.equals(finished.portfolio)
     assert loaded.bar_frequency == "1d"
+    assert loaded.trained_through == finished.trained_through is not None
     assert [f["fold"] for f in loaded.fold_metrics] == [0.0, 1.0]
     assert loaded.fold_metrics[0]["sharpe"] == 0.5 and loaded.fold_metrics[1]["n_oos_bars"] == 2
     assert math.isnan(loaded.fold_metrics[0]["directional_accuracy"])

@@ -1,5 +1,5 @@
-"""The saved model serves raw bars: its own features, the training fold's scaler, the
-evaluation's position rule, and exactly the evaluation's out-of-sample scores.
+"""The saved model serves raw bars: its own features, the refit's scaler, the evaluation's
+position rule, and the scores of the model refit on all history after the walk-forward folds.
 
 Real training (``fit.evaluate_spec``) on a feature cache in a temporary folder; no MLflow.
 """
@@ -7,6 +7,7 @@ Real training (``fit.evaluate_spec``) on a feature cache in a temporary folder; 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -59,15 +60,19 @@ def _served(outcome: SpecOutcome, bars: pl.DataFrame) -> pl.DataFrame:
 
 
 @pytest.mark.parametrize("key", list(_specs()))
-def test_served_scores_and_positions_are_the_last_folds_oos_ones(trained, key):
+def test_served_scores_are_the_refit_models_on_its_training_windows(trained, key):
+    """The saved model is the refit on all history: served over the windows it trained on,
+    its scores have exactly the spread its signal scale was taken from."""
     bars, outcomes = trained
-    oos = outcomes[key].oos
-    last = oos.filter(pl.col("fold") == oos["fold"].max())
-    joined = last.join(_served(outcomes[key], bars), on=["symbol", "ts"], how="left",
-                       suffix="_served")
-    assert joined.height > 100
-    np.testing.assert_array_equal(joined["score_served"], joined["score"])
-    np.testing.assert_array_equal(joined["position_served"], joined["position"])
+    predictor = Predictor(Path(outcomes[key].model_dir))
+    served = _served(outcomes[key], bars)
+    through = datetime.fromisoformat(predictor.meta["refit"]["trained_through"])
+    rows = served.filter(pl.col("score").is_not_nan() & (pl.col("ts") <= through))
+    assert rows.height == predictor.meta["refit"]["n_train_windows"]
+    assert float(np.std(rows["score"].to_numpy())) == pytest.approx(
+        predictor.meta["signal_scale"], rel=1e-9)
+    np.testing.assert_array_equal(rows["position"], positions_from_scores(
+        rows["score"].to_numpy(), predictor.meta["signal_scale"]))
 
 
 def test_positions_follow_the_evaluation_rule_nan_only_in_the_warm_up(trained):
