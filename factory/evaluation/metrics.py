@@ -14,75 +14,34 @@ Annualising takes the symbol's stored bar frequency (``BarFrequency.periods_per_
 ``factory.data.frequency``, carried by the training ``DatasetRef``), never a count of bars
 (rule 10): two bars a day from two stitched daily files would otherwise inflate every Sharpe
 ratio by sqrt(2).
+
+The computation itself lives in ``factory.evaluation.rating_engine``, one implementation for
+one series and for a matrix of candidates; `METRIC_CAP` and `equity_and_drawdown` come from
+there too.
 """
 
 import numpy as np
 
-METRIC_CAP = 1e6
-ROLLING_WINDOWS = (30, 60, 90)
-_ZERO_STD = 1e-12
+from factory.evaluation.rating_engine import (
+    METRIC_CAP,
+    ROLLING_DAYS,
+    equity_and_drawdown,
+    rate_returns,
+)
 
+__all__ = ["METRIC_CAP", "equity_and_drawdown", "prediction_metrics", "trading_metrics"]
 
-def equity_and_drawdown(returns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Compounded equity curve and drawdown from its running peak.
-
-    Parameters
-    ----------
-    returns : numpy.ndarray
-        Per-bar returns; NaN counts as a flat bar (return 0) so the curves stay aligned with
-        the input.
-
-    Returns
-    -------
-    equity : numpy.ndarray
-        ``cumprod(1 + r)``, starting capital 1.
-    drawdown : numpy.ndarray
-        ``1 - equity / peak`` as a positive fraction, where the peak includes the starting
-        capital (a first-bar loss is a drawdown).
-    """
-    r = np.nan_to_num(np.asarray(returns, dtype=np.float64), nan=0.0)
-    equity = np.cumprod(1.0 + r)
-    peak = np.maximum.accumulate(np.maximum(equity, 1.0))
-    return equity, 1.0 - equity / peak
-
-
-def _sharpe(mean: np.ndarray, std: np.ndarray, periods_per_year: float) -> np.ndarray:
-    """Annualised mean / std, 0 where std is numerically zero."""
-    ok = std > _ZERO_STD
-    ratio = np.divide(mean, std, out=np.zeros_like(mean, dtype=np.float64), where=ok)
-    return ratio * np.sqrt(periods_per_year)
-
-
-def _longest_recovery(returns: np.ndarray) -> int:
-    """Longest bars from a peak until equity is back at it (or until the end if never)."""
-    equity = np.concatenate(([1.0], np.cumprod(1.0 + returns)))
-    at_peak = equity >= np.maximum.accumulate(equity)
-    last_peak = np.maximum.accumulate(np.where(at_peak, np.arange(equity.size), 0))
-    recovered = np.flatnonzero(at_peak[1:] & ~at_peak[:-1]) + 1
-    durations = (recovered - last_peak[recovered - 1]).tolist()
-    if not at_peak[-1]:
-        durations.append(equity.size - 1 - last_peak[-1])
-    return int(max(durations, default=0))
-
-
-def _rolling_sharpes(returns: np.ndarray, periods_per_year: float) -> dict[str, float]:
-    """Sharpe over the last ``w`` bars and the worst ``w``-bar window, NaN if too short."""
-    out = {}
-    for window in ROLLING_WINDOWS:
-        if returns.size < window:
-            out[f"rolling_sharpe_{window}"] = out[f"rolling_sharpe_{window}_min"] = np.nan
-            continue
-        windows = np.lib.stride_tricks.sliding_window_view(returns, window)
-        sharpe = _sharpe(windows.mean(axis=1), windows.std(axis=1, ddof=1), periods_per_year)
-        out[f"rolling_sharpe_{window}"] = float(sharpe[-1])
-        out[f"rolling_sharpe_{window}_min"] = float(sharpe.min())
-    return out
+_TRADING_METRICS = ("sharpe", "sortino", "cagr", "total_return", "volatility", "max_drawdown",
+                    "recovery_bars", "win_rate", "profit_factor", "n_obs")
 
 
 def trading_metrics(
     returns: np.ndarray, periods_per_year: float, positions: np.ndarray | None = None
 ) -> dict[str, float]:
     """Performance summary of a strategy's per-bar net returns.
+
+    One series rated by `factory.evaluation.rating_engine.rate_returns` (the single
+    implementation), with rolling windows counted in bars rather than days.
 
     Parameters
     ----------
@@ -104,66 +63,27 @@ def trading_metrics(
         ``recovery_bars`` (longest peak-to-recovery span; an unrecovered drawdown counts until
         the last bar), ``win_rate`` (positive share of nonzero returns, 0 if none),
         ``profit_factor`` (gains / losses, `METRIC_CAP` when there are gains and no losses, 0
-        with no gains), ``n_obs``, ``rolling_sharpe_{30,60,90}`` (last window) and
-        ``rolling_sharpe_{30,60,90}_min`` (worst window; NaN when there are fewer bars), and
-        ``turnover`` when positions are given. With no finite returns every value but
-        ``n_obs`` (0) and ``turnover`` is NaN.
+        with no gains), ``n_obs``, ``rolling_sharpe_{30,60,90}`` (last window of that many
+        bars) and ``rolling_sharpe_{30,60,90}_min`` (worst window; NaN when there are fewer
+        bars), and ``turnover`` when positions are given. With no finite returns every value
+        but ``n_obs`` (0) and ``turnover`` is NaN.
 
     Raises
     ------
     ValueError
         If ``periods_per_year`` is not positive.
     """
-    if not periods_per_year > 0:
-        raise ValueError(f"periods_per_year must be positive, got {periods_per_year}")
-    r = np.asarray(returns, dtype=np.float64)
-    r = r[np.isfinite(r)]
-    out = _return_metrics(r, periods_per_year) if r.size else _empty_metrics()
+    r = np.asarray(returns, dtype=np.float64).reshape(-1, 1)
+    rated = rate_returns(r, ["strategy"], periods_per_year=periods_per_year, bars_per_day=1.0)
+    row = rated.row(0, named=True)
+    out = {name: float(row[name]) for name in _TRADING_METRICS}
+    for bars in ROLLING_DAYS:  # one bar a day: a window of D days is D bars
+        for suffix in ("", "_min"):
+            out[f"rolling_sharpe_{bars}{suffix}"] = float(row[f"rolling_sharpe_{bars}d{suffix}"])
     if positions is not None:
         pos = np.asarray(positions, dtype=np.float64)
         out["turnover"] = float(np.nanmean(np.abs(np.diff(pos, prepend=0.0)))) if pos.size else 0.0
     return out
-
-
-def _empty_metrics() -> dict[str, float]:
-    """Metric dict for a strategy without a single finite return."""
-    names = ["sharpe", "sortino", "cagr", "total_return", "volatility", "max_drawdown"]
-    names += ["recovery_bars", "win_rate", "profit_factor"]
-    names += [f"rolling_sharpe_{w}{s}" for w in ROLLING_WINDOWS for s in ("", "_min")]
-    return {**dict.fromkeys(names, np.nan), "n_obs": 0.0}
-
-
-def _return_metrics(r: np.ndarray, periods_per_year: float) -> dict[str, float]:
-    """Metrics for a non-empty array of finite returns."""
-    mean = r.mean()
-    std = r.std(ddof=1) if r.size > 1 else 0.0
-    downside = np.sqrt(np.mean(np.minimum(r, 0.0) ** 2))
-    if downside > _ZERO_STD:
-        sortino = mean / downside * np.sqrt(periods_per_year)
-    else:
-        sortino = METRIC_CAP if mean > 0 else 0.0
-    equity, drawdown = equity_and_drawdown(r)
-    final = equity[-1]
-    cagr = final ** (periods_per_year / r.size) - 1.0 if final > 0 else -1.0
-    gains, losses = r[r > 0].sum(), -r[r < 0].sum()
-    if losses > 0:
-        profit_factor = min(gains / losses, METRIC_CAP)
-    else:
-        profit_factor = METRIC_CAP if gains > 0 else 0.0
-    n_nonzero = np.count_nonzero(r)
-    return {
-        "sharpe": float(_sharpe(np.array(mean), np.array(std), periods_per_year)),
-        "sortino": float(sortino),
-        "cagr": float(cagr),
-        "total_return": float(final - 1.0),
-        "volatility": float(std * np.sqrt(periods_per_year)),
-        "max_drawdown": float(drawdown.max()),
-        "recovery_bars": float(_longest_recovery(r)),
-        "win_rate": float(np.sum(r > 0) / n_nonzero) if n_nonzero else 0.0,
-        "profit_factor": float(profit_factor),
-        "n_obs": float(r.size),
-        **_rolling_sharpes(r, periods_per_year),
-    }
 
 
 def prediction_metrics(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
