@@ -42,6 +42,11 @@ class FactoryPaths:
         return self.home / "data" / "runs"
 
     @property
+    def replay(self) -> Path:
+        """Held-back bars the replay feed releases into the lake (``factory replay``)."""
+        return self.home / "data" / "replay"
+
+    @property
     def mlflow(self) -> Path:
         return self.home / "mlflow"
 

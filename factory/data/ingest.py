@@ -19,6 +19,7 @@ import polars as pl
 
 from factory.data.frequency import BarFrequency, align_daily_bars
 from factory.data.lake import IngestResult, Lake
+from factory.data.replay import hold_back
 from factory.data.schema import DataQualityError, QualityFailure
 from factory.data.sources import ReadOptions, load_bokeh_stocks, load_demo_bars, read_bar_file
 from factory.locking import writer_lock
@@ -52,6 +53,9 @@ class IngestOptions:
         at different times of day line up instead of doubling the bars.
     calendar
         ``equity``, ``fx`` or ``crypto``: overrides the calendar detected from the bars.
+    hold_back
+        Keep the last ``hold_back`` bars (timestamps of the universe) out of the lake, for
+        the replay feed to release later (``factory replay``); 0 ingests everything.
     """
 
     read: ReadOptions = field(default_factory=ReadOptions)
@@ -59,6 +63,7 @@ class IngestOptions:
     on_duplicate: DuplicatePolicy = "reject"
     align_daily_bars: bool = False
     calendar: str | None = None
+    hold_back: int = 0
 
 
 @dataclass(frozen=True)
@@ -236,6 +241,8 @@ def ingest_sources(paths: FactoryPaths, sources: Sequence[str],
     command = "factory ingest " + " ".join(sources)
     with writer_lock(paths, command, wait=wait, on_wait=on_wait):
         bars, dropped = prepare_bars(sources, options, lake.bar_frequencies())
+        if options.hold_back:
+            bars = hold_back(paths.replay, bars, options.hold_back)
         result = lake.ingest_bars(bars, ", ".join(sources), calendar=options.calendar)
     symbols = sorted(bars["symbol"].unique().to_list())
     return IngestReport(result, len(dropped), tuple(dropped[:_SHOWN]),
