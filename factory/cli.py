@@ -1,9 +1,10 @@
-"""The ``factory`` command: ingest, run, select, leaderboard, check-data, serve, backup, relocate.
+"""The ``factory`` command: ingest, run, select, snapshot, replay, leaderboard, check-data, serve,
+backup, relocate.
 
 Commands import Prefect and MLflow lazily so ``factory --help``, ``factory run --dry-run`` and
-``factory ingest`` stay fast; only ``run``, ``select`` and ``serve`` need a Prefect API. Every
-command works under ``$FACTORY_HOME`` (default: the project root). Every error ends the command
-with exit code 1 and one short message; ``--verbose`` adds the traceback.
+``factory ingest`` stay fast; only ``run``, ``select``, ``snapshot`` and ``serve`` need a Prefect
+API. Every command works under ``$FACTORY_HOME`` (default: the project root). Every error ends
+the command with exit code 1 and one short message; ``--verbose`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ def ingest(
     align_daily_bars: bool = typer.Option(False, "--align-daily-bars",
                                           help="stamp daily bars at 00:00 of their date"),
     calendar: str = typer.Option(None, help="equity, fx or crypto (default: detected)"),
+    hold_back: int = typer.Option(0, help="keep the last N bars out of the lake for "
+                                  "`factory replay` to release later"),
     wait: bool = typer.Option(True, help="wait for another writer of this home to finish"),
 ) -> None:
     """Validate bars, then commit them to the bitemporal lake (all or nothing)."""
@@ -117,7 +120,7 @@ def ingest(
         read=ReadOptions(symbol=symbol, time_column=time_column, time_unit=time_unit,
                          time_format=time_format),
         symbols=tuple(symbols), on_duplicate=on_duplicate, align_daily_bars=align_daily_bars,
-        calendar=calendar)
+        calendar=calendar, hold_back=hold_back)
     report = ingest_sources(paths, source, options, wait=wait, on_wait=notice)
     result = report.result
     console.print(f"lake version {result.version}: {result.rows_added} rows added, "
@@ -175,7 +178,7 @@ def select_command(
     profile: str = typer.Option("demo"),
     wait: bool = typer.Option(True, help="wait for another writer of this home to finish"),
 ) -> None:
-    """Rank the latest runs, promote the top K to Production, demote the rest."""
+    """Rate the latest versions; stage them Production, Staging or Archived, with reasons."""
     paths = configure_environment()
     from factory.locking import writer_lock
     from flows.runtime import shared_prefect_api
@@ -184,8 +187,54 @@ def select_command(
     with (writer_lock(paths, f"factory select --profile {profile}", wait=wait, on_wait=notice),
           shared_prefect_api(on_slow_start=notice)):
         result = selection_flow(profile=profile)
-    console.print(f"{len(result['chosen'])} models in Production; "
-                  f"{len(result['changes'])} registry changes")
+    console.print(result["headline"], soft_wrap=True)
+    console.print(f"{len(result['chosen'])} in Production, {len(result['staging'])} in "
+                  f"Staging; {len(result['changes'])} registry changes")
+
+
+@app.command()
+@clean_errors
+def snapshot(
+    replay_bars: int = typer.Option(0, help="first release this many held-back bars"),
+    wait: bool = typer.Option(True, help="wait for another writer of this home to finish"),
+) -> None:
+    """Score new bars with every Production and Staging model: their live (paper) record."""
+    paths = configure_environment()
+    from factory.locking import writer_lock
+    from flows.runtime import shared_prefect_api
+    from flows.snapshot import snapshot_flow
+
+    with (writer_lock(paths, "factory snapshot", wait=wait, on_wait=notice),
+          shared_prefect_api(on_slow_start=notice)):
+        summary = snapshot_flow(replay_bars=replay_bars)
+    for name, count in sorted(summary["scored"].items()):
+        live = summary["metrics"][name]
+        record = (f"live Sharpe {live['live_sharpe']:.2f} over {live['live_n_obs']:.0f} bars"
+                  if live["live_n_obs"] else "no live record yet (no bar after its refit)")
+        console.print(f"{name}: {count} new live bars; {record}", soft_wrap=True)
+    for name, why in sorted(summary["skipped"].items()):
+        console.print(f"{name}: skipped, {why}", soft_wrap=True)
+    if not summary["scored"] and not summary["skipped"]:
+        console.print("no model in Production or Staging: nothing to score")
+
+
+@app.command()
+@clean_errors
+def replay(
+    bars: int = typer.Option(1, help="held-back bars (timestamps) to release"),
+    wait: bool = typer.Option(True, help="wait for another writer of this home to finish"),
+) -> None:
+    """Release held-back bars (`factory ingest --hold-back N`) into the lake."""
+    from factory.data.lake import Lake
+    from factory.data.replay import release
+    from factory.locking import writer_lock
+
+    paths = configure_environment()
+    _state["committing"] = True
+    with writer_lock(paths, f"factory replay --bars {bars}", wait=wait, on_wait=notice):
+        result = release(paths.replay, Lake(paths.lake), bars)
+    console.print(f"released {result.released_bars} bars through {result.through}; "
+                  f"{result.remaining} held back; lake version {result.lake_version}")
 
 
 @app.command()
@@ -221,8 +270,12 @@ def check_data(
 
 @app.command()
 @clean_errors
-def serve(profile: str = typer.Option("demo")) -> None:
-    """Register the deployments (factory on demand, selection every 24 h) and serve them.
+def serve(
+    profile: str = typer.Option("demo"),
+    replay_bars: int = typer.Option(0, help="each snapshot first releases this many "
+                                    "held-back bars (a compressed replay)"),
+) -> None:
+    """Serve the deployments: factory on demand, snapshot every 5 min, selection every 24 h.
 
     Stops on SIGTERM or Ctrl-C with one line and exit code 0: runs in flight are cancelled,
     the schedules paused (a second signal stops without waiting).
@@ -233,9 +286,10 @@ def serve(profile: str = typer.Option("demo")) -> None:
     from flows.serve import serve_deployments
 
     where = PREFECT_UI_URL.value() or PREFECT_API_URL.value() or "a temporary Prefect API"
-    console.print(f"serving factory/factory (on demand) and selection/selection-daily (every "
-                  f"24 h), profile {profile}, at {where}; stop with Ctrl-C")
-    stopped_by = serve_deployments(profile)
+    console.print(f"serving factory/factory (on demand), snapshot/snapshot-5min and "
+                  f"selection/selection-daily (every 24 h), profile {profile}, at {where}; "
+                  "stop with Ctrl-C")
+    stopped_by = serve_deployments(profile, replay_bars)
     console.print(f"stopped serving ({stopped_by}): any run in flight cancelled, schedules paused")
 
 

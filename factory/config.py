@@ -102,15 +102,48 @@ class EvaluationConfig(_Frozen):
     cost_bps: Annotated[float, Field(ge=0)] = 2.0
 
 
+class GateConfig(_Frozen):
+    """What a configuration must clear to reach Production (README: the gates).
+
+    ``min_obs``: out-of-sample bars (walk-forward plus live). ``min_deflated_sharpe``: the
+    deflated Sharpe ratio (Bailey and Lopez de Prado 2014) with N = every trial ever run on
+    the universe; None disables it. ``beat_buy_and_hold``: Sharpe above buy-and-hold's on the
+    same bars after the same costs. ``min_live_psr``: once a version has ``min_live_bars``
+    live (paper) bars, the probabilistic Sharpe ratio of its live record against 0 must be at
+    least this (0.05: demoted when the live record shows a loss at 95% confidence; a short
+    losing streak of a good model does not); None disables it.
+    """
+
+    min_obs: PositiveInt = 100
+    min_deflated_sharpe: Annotated[float, Field(ge=0, le=1)] | None = 0.95
+    beat_buy_and_hold: bool = False
+    min_live_psr: Annotated[float, Field(ge=0, le=1)] | None = 0.05
+    min_live_bars: PositiveInt = 20
+
+
+class AllocationConfig(_Frozen):
+    """How the Production models share capital: weights sum to 1, none above ``max_weight``.
+
+    A model's raw weight is its risk-adjusted record, ``(1 - recent_weight) * sharpe +
+    recent_weight * rolling_sharpe_30d`` floored at 0, so a configuration on the rise gains
+    weight and a falling one loses it.
+    """
+
+    recent_weight: Annotated[float, Field(ge=0, le=1)] = 0.5
+    max_weight: Annotated[float, Field(gt=0, le=1)] = 0.25
+
+
 class SelectionConfig(_Frozen):
-    """How the daily selection ranks, gates and diversifies candidates."""
+    """How the daily selection gates, ranks, diversifies and stages candidates."""
 
     weights: dict[str, Annotated[float, Field(ge=0)]]
     top_k: PositiveInt = 12
-    min_k: PositiveInt = 10
+    min_k: Annotated[int, Field(ge=0)] = 10
+    staging_k: Annotated[int, Field(ge=0)] = 10
     max_correlation: Annotated[float, Field(gt=0, le=1)] = 0.9
-    min_sharpe: float | None = None
-    min_obs: PositiveInt = 100
+    gates: GateConfig = GateConfig()
+    allocation: AllocationConfig = AllocationConfig()
+    pbo_partitions: Annotated[int, Field(ge=2, multiple_of=2)] = 16
 
     @model_validator(mode="after")
     def _k_order(self) -> SelectionConfig:

@@ -13,11 +13,6 @@ from rich.table import Table
 from factory.config import FactoryConfig
 from factory.paths import FactoryPaths
 
-LEADERBOARD_COLUMNS = ("rank", "model_name", "sharpe", "buy_and_hold_sharpe", "max_drawdown",
-                       "win_rate", "stage", "lake_version")
-"""``model_name`` is the registered model's name, what ``models:/<name>@production`` takes."""
-HEADERS = {"model_name": "model", "buy_and_hold_sharpe": "buy&hold sharpe"}
-
 
 def print_grid(console: Console, config: FactoryConfig) -> None:
     """Every config of the profile, the excluded cells with their reasons, and the counts."""
@@ -37,36 +32,42 @@ def print_grid(console: Console, config: FactoryConfig) -> None:
 
 
 def print_leaderboard(console: Console, paths: FactoryPaths, config: FactoryConfig) -> None:
-    """Rank the registry's latest versions and print them (out-of-sample, after costs).
+    """Print the last selection's leaderboard, or a preview when none has run yet.
 
-    Each model appears under its registered name, in full (never wrapped or cut), so it can
-    be copied into ``mlflow.pyfunc.load_model("models:/<name>@production")``.
+    The last selection is read from the lake's ``selection_audit`` table, so this shows what
+    the registry holds and why. Each model appears under its registered name, in full (never
+    wrapped or cut), so it can be copied into ``models:/<name>@production``.
 
     Raises
     ------
     LookupError
         When nothing has been trained in this home yet.
     """
-    from factory.data.lake import Lake
-    from factory.data.strategy_returns import candidate_returns
-    from factory.leaderboard import leaderboard_table, rank_candidates
-    from factory.tracking import Tracker
+    from factory.leaderboard import HEADERS, SHOWN, format_value
+    from factory.selection_run import decide, latest_audit
 
     if not paths.has_tracking_store():
         raise LookupError(f"no trained model versions in {paths.home} yet: run `factory run`")
-    candidates = Tracker(paths).latest_versions()
-    if candidates.is_empty():
-        raise LookupError(f"no trained model versions in {paths.home} yet: run `factory run`")
-    result = rank_candidates(config.selection, candidates,
-                             candidate_returns(Lake(paths.lake), candidates))
-    board = leaderboard_table(candidates, result)
-    table = Table(title="leaderboard (out-of-sample, after costs)")
-    shown = [c for c in LEADERBOARD_COLUMNS if c in board.columns]
+    board = latest_audit(paths)
+    if board is None:
+        decision = decide(paths, config.profile, config.selection)
+        board, headline = decision.board, decision.result.headline
+        title = "leaderboard PREVIEW: no selection has run yet (`factory select` applies it)"
+    else:
+        headline = board["headline"][0]
+        title = f"leaderboard of the selection at {board['decided_at'][0]}"
+    # N is in the headline; without it a failed gate fits on one line of the table.
+    board = board.with_columns(pl.col("gates_failed").str.replace_all(r" \(N=\d+ trials\)", ""))
+    table = Table(title=f"{title}\nout-of-sample, after costs")
+    shown = [c for c in SHOWN if c in board.columns]
     for column in shown:
-        table.add_column(HEADERS.get(column, column), no_wrap=column == "model_name")
+        table.add_column(HEADERS.get(column, column),
+                         no_wrap=column in ("model_name", "stage_to", "gates_failed"))
     for row in board.select(shown).iter_rows():
-        table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row])
-    Console(width=max(console.width, 130)).print(table)
+        table.add_row(*[format_value(v) for v in row])
+    wide = Console(width=max(console.width, 200))
+    wide.print(table)
+    wide.print(headline, soft_wrap=True)
 
 
 def check_files(console: Console, files: list[str], read) -> None:

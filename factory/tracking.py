@@ -26,8 +26,6 @@ import logging
 import os
 import tempfile
 import time
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -46,12 +44,19 @@ from factory.tracking_registry import (
     model_meta,
     run_description,
 )
+from factory.tracking_stages import (
+    PRODUCTION,
+    StageChange,
+    StageTarget,
+    apply_stages,
+    log_selection_run,
+)
 from factory.training.fit import SpecOutcome
 from factory.training.plots import equity_drawdown_png
+from factory.training.predictor import Predictor
 
 EXPERIMENT = "model-factory"
 AUDIT_EXPERIMENT = "model-factory-selection"
-PRODUCTION = "Production"
 ALIAS = "production"
 FAILURE_TAG = "factory.failure"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -65,16 +70,6 @@ FOLD_PREFIX = "fold/"
 
 # Registration chatter would bury the training progress display.
 logging.getLogger("mlflow").setLevel(logging.ERROR)
-
-
-@dataclass(frozen=True)
-class StageChange:
-    """One registry transition made by the selection (for the audit log)."""
-
-    model_name: str
-    version: str
-    from_stage: str
-    to_stage: str
 
 
 def _metrics(outcome: SpecOutcome) -> list[Metric]:
@@ -229,7 +224,10 @@ class Tracker:
         pl.DataFrame
             ``model_name`` (the registered name), ``version``, ``stage``, ``run_id``,
             ``spec_id``, ``lake_version``, ``config`` (arch, lookback, feature set and
-            hyperparameters in words) and one column per metric over all folds.
+            hyperparameters in words), ``symbols`` (the universe, comma-joined),
+            ``trained_through`` (the last bar the version was fitted on; "" for versions
+            logged before the refit), ``cost_bps`` and ``execution_price`` (how its
+            evaluation traded) and one column per metric over all folds.
         """
         managed = {m.name: m.tags.get("spec", m.name) for m in self._all_registered_models()
                    if m.tags.get(MANAGED_TAG) == "true"}
@@ -249,49 +247,73 @@ class Tracker:
                          "spec_id": run.data.tags.get("spec_id", ""),
                          "lake_version": run.data.tags.get("lake_version", ""),
                          "config": managed[name],
+                         "symbols": run.data.params.get("symbols", ""),
+                         "cost_bps": float(run.data.params.get("eval.cost_bps", "nan")),
+                         "execution_price": run.data.params.get("eval.execution_price",
+                                                                "close"),
+                         "trained_through": mv.tags.get("trained_through", ""),
                          **{k: v for k, v in run.data.metrics.items()
                             if not k.startswith(FOLD_PREFIX)}})
         return pl.DataFrame(rows)
 
-    def apply_selection(self, chosen: list[str]) -> list[StageChange]:
-        """Promote the latest version of each chosen model, archive every other Production one.
+    def apply_stages(self, targets: dict[str, StageTarget], decided_at: str
+                     ) -> list[StageChange]:
+        """Move each targeted model's latest version to its stage and alias (idempotent).
 
-        Idempotent: a second call with the same ``chosen`` changes nothing and returns [].
+        See ``factory.tracking_stages.apply_stages``.
         """
         latest = self.latest_versions()
-        latest_version = dict(zip(latest["model_name"], latest["version"], strict=True))
-        changes: list[StageChange] = []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for mv in self._all_model_versions():
-                keep = mv.name in chosen and str(mv.version) == latest_version.get(mv.name)
-                if mv.current_stage == PRODUCTION and not keep:
-                    self.client.transition_model_version_stage(mv.name, mv.version, "Archived")
-                    changes.append(StageChange(mv.name, str(mv.version), PRODUCTION, "Archived"))
-            for name in chosen:
-                version = latest_version[name]
-                mv = self.client.get_model_version(name, version)
-                if mv.current_stage != PRODUCTION:
-                    self.client.transition_model_version_stage(name, version, PRODUCTION)
-                    changes.append(StageChange(name, version, mv.current_stage, PRODUCTION))
-                if ALIAS not in mv.aliases:
-                    self.client.set_registered_model_alias(name, ALIAS, version)
-            for model in self._all_registered_models():
-                if model.name not in chosen and ALIAS in (model.aliases or {}):
-                    self.client.delete_registered_model_alias(model.name, ALIAS)
-        return changes
+        if latest.is_empty():
+            return []
+        versions = dict(zip(latest["model_name"], latest["version"], strict=True))
+        return apply_stages(self.client, versions, self._all_model_versions(), targets,
+                            decided_at)
 
     def production_models(self) -> list[str]:
         """Names of registered models with a version in the Production stage."""
-        return sorted({mv.name for mv in self._all_model_versions()
-                       if mv.current_stage == PRODUCTION})
+        return self.models_in(PRODUCTION)
 
-    def log_selection_audit(self, record: dict) -> None:
-        """Append one selection decision to the audit log (a run in its own experiment)."""
-        with mlflow.start_run(experiment_id=self._experiment(AUDIT_EXPERIMENT),
-                              run_name=f"selection-{record['decided_at']}",
-                              tags={"factory.kind": "selection"}):
-            mlflow.log_dict(record, "selection.json")
+    def models_in(self, *stages: str) -> list[str]:
+        """Names of registered models with a version in one of ``stages``."""
+        return sorted({mv.name for mv in self._all_model_versions()
+                       if mv.current_stage in stages})
+
+    def trial_sharpes(self, symbols: str) -> np.ndarray:
+        """Walk-forward Sharpe of every FINISHED factory run ever made on a universe.
+
+        Parameters
+        ----------
+        symbols : str
+            The universe as runs record it (``params.symbols``: comma-joined).
+
+        Returns
+        -------
+        numpy.ndarray
+            One annualised Sharpe ratio per run (NaN where the run logged none): every
+            lake version, profile and retraining counts as a trial.
+        """
+        runs = mlflow.search_runs(
+            experiment_ids=[self.experiment_id], output_format="list",
+            filter_string=(f"attributes.status = 'FINISHED' and params.symbols = '{symbols}' "
+                           f"and tags.`{MANAGED_TAG}` = 'true'"))
+        return np.array([r.data.metrics.get("sharpe", np.nan) for r in runs], dtype=np.float64)
+
+    def load_predictor(self, name: str, version: str) -> Predictor:
+        """The registered version as MLflow serves it, loaded from the registry."""
+        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+        return model.unwrap_python_model().predictor
+
+    def log_live_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
+        """A snapshot's live figures on a version's training run, as step ``step``."""
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[
+            Metric(k, float(v), now, step) for k, v in metrics.items() if np.isfinite(v)])
+
+    def log_selection(self, record: dict, metrics: dict[str, float], folder: Path) -> str:
+        """The selection's run in its own experiment: metrics, record and ``folder``."""
+        finite = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
+        return log_selection_run(self.client, self._experiment(AUDIT_EXPERIMENT), record,
+                                 finite, folder)
 
     def _all_registered_models(self):
         return _paged(self.client.search_registered_models, max_results=1000)

@@ -32,7 +32,7 @@ class FactoryPyfunc(PythonModel):
 
     def load_context(self, context) -> None:
         """Load the saved model, scaler and metadata from the ``model_dir`` artifact."""
-        self._predictor = Predictor(Path(context.artifacts["model_dir"]))
+        self.predictor = Predictor(Path(context.artifacts["model_dir"]))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         """Per row of ``model_input``: ``score`` and ``position`` in [-1, 1] (NaN in warm-up).
@@ -40,7 +40,7 @@ class FactoryPyfunc(PythonModel):
         ``model_input`` holds ``ts, open, high, low, close, volume`` and optionally
         ``symbol`` (the model's signature); the result keeps its index.
         """
-        scored = self._predictor.predict_bars(model_input)
+        scored = self.predictor.predict_bars(model_input)
         index = model_input.index if isinstance(model_input, pd.DataFrame) else None
         return pd.DataFrame({"score": scored["score"].to_numpy(),
                              "position": scored["position"].to_numpy()}, index=index)

@@ -1,5 +1,7 @@
-"""Deployments: the factory flow on demand (trigger it from the Prefect UI) and the selection
-flow every 24 hours. ``factory serve`` runs them against the server started by ``make ui``.
+"""Deployments: the factory flow on demand (trigger it from the Prefect UI), the snapshot flow
+every 5 minutes and the selection flow every 24 hours. ``factory serve`` runs them against
+the server started by ``make ui``; ``--replay-bars N`` makes each snapshot release N held-back
+bars first (a compressed replay of history for a demo).
 
 Serving stops the same way on SIGTERM as on Ctrl-C: runs in flight are cancelled (their
 processes killed, their state CANCELLED), polling stops and the schedules are paused; then
@@ -20,15 +22,20 @@ from prefect.runner import Runner
 
 from flows.factory_flow import factory_flow
 from flows.selection import selection_flow
+from flows.snapshot import snapshot_flow
 
 SELECTION_INTERVAL = timedelta(hours=24)
+SNAPSHOT_INTERVAL = timedelta(minutes=5)
 
 
-def deployments(profile: str = "demo") -> list:
-    """The two deployments ``factory serve`` registers."""
+def deployments(profile: str = "demo", replay_bars: int = 0) -> list:
+    """The three deployments ``factory serve`` registers."""
     return [
         factory_flow.to_deployment(name="factory", parameters={"profile": profile},
                                    tags=["model-factory"]),
+        snapshot_flow.to_deployment(name="snapshot-5min",
+                                    parameters={"replay_bars": replay_bars},
+                                    interval=SNAPSHOT_INTERVAL, tags=["model-factory"]),
         selection_flow.to_deployment(name="selection-daily", parameters={"profile": profile},
                                      interval=SELECTION_INTERVAL, tags=["model-factory"]),
     ]
@@ -83,8 +90,8 @@ class StoppableRunner(Runner):
             loop.remove_signal_handler(signal.SIGINT)
 
 
-def serve_deployments(profile: str = "demo") -> str:
-    """Register both deployments and serve them until SIGTERM or SIGINT.
+def serve_deployments(profile: str = "demo", replay_bars: int = 0) -> str:
+    """Register the deployments and serve them until SIGTERM or SIGINT.
 
     Returns
     -------
@@ -94,7 +101,7 @@ def serve_deployments(profile: str = "demo") -> str:
     # Until the runner takes SIGTERM over, it interrupts registration like Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
     runner = StoppableRunner(pause_on_shutdown=True)
-    for deployment in deployments(profile):
+    for deployment in deployments(profile, replay_bars):
         runner.add_deployment(deployment)
     return asyncio.run(runner.serve())
 

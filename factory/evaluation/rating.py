@@ -7,12 +7,14 @@ or z-scored numbers. Each metric is therefore replaced by its cross-sectional ra
 models on each metric, so it is robust to scale, units and outliers.
 """
 
+import json
 from collections.abc import Collection, Mapping
 
 import polars as pl
 
 DEFAULT_LOWER_IS_BETTER = frozenset(
-    {"max_drawdown", "recovery_bars", "fit_seconds", "predict_ms_per_1k", "correlation"}
+    {"max_drawdown", "recovery_bars", "recovery_days", "fit_seconds", "predict_ms_per_1k",
+     "corr_active_max", "corr_active_mean", "turnover", "live_max_drawdown"}
 )
 
 
@@ -64,6 +66,22 @@ def composite_score(
         if weight:
             score = score + weight / total * _scaled_rank(metrics[name], name in lower_is_better)
     return score.alias("score")
+
+
+def metric_ranks_json(
+    metrics: pl.DataFrame,
+    weights: Mapping[str, float],
+    lower_is_better: Collection[str] = DEFAULT_LOWER_IS_BETTER,
+) -> pl.Series:
+    """Each model's scaled rank (1 best) on every weighted metric, as a JSON object per row.
+
+    The ranks `composite_score` averages, kept with each candidate so that a leaderboard can
+    say where a score came from (``{"max_drawdown": 0.25, "sharpe": 1.0}``).
+    """
+    ranks = pl.DataFrame({name: _scaled_rank(metrics[name], name in lower_is_better)
+                          for name in sorted(weights)})
+    return pl.Series("metric_ranks", [json.dumps({k: round(v, 4) for k, v in row.items()})
+                                      for row in ranks.iter_rows(named=True)], dtype=pl.String)
 
 
 def _scaled_rank(values: pl.Series, lower_is_better: bool) -> pl.Series:

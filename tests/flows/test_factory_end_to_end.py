@@ -25,6 +25,7 @@ from factory.data.lake import Lake
 from factory.data.sources import synthetic_bars
 from factory.grid import LabelCollisionError, RunSpec, expand
 from factory.paths import factory_paths
+from factory.selection_run import AUDIT_TABLE as SELECTION_AUDIT
 from factory.tracking import (
     ALIAS,
     AUDIT_EXPERIMENT,
@@ -99,6 +100,40 @@ def test_selection_promotes_top_k_with_stage_and_alias(home):
         assert [v.current_stage for v in versions] == [PRODUCTION]
         assert tracker.client.get_model_version_by_alias(name, ALIAS).current_stage == PRODUCTION
     assert "| rank |" in home["first"]["leaderboard"]
+
+
+def test_every_promotion_cleared_the_gates_and_every_stage_says_why(home):
+    audit = Lake(factory_paths().lake).read_table(SELECTION_AUDIT)
+    assert audit["decided_at"].n_unique() == 2  # both selections are in the audit
+    first = audit.filter(pl.col("decided_at") == audit["decided_at"].max())
+    assert first.height == 4 and first["n_trials"].unique().to_list() == [4]
+    production = first.filter(pl.col("stage_to") == PRODUCTION)
+    assert sorted(production["model_name"]) == sorted(home["first"]["chosen"])
+    assert (production["deflated_sharpe"] >= 0.95).all()
+    assert (production["gates_failed"] == "").all()
+    assert production["weight"].sum() == pytest.approx(1.0)
+    others = first.filter(pl.col("stage_to") != PRODUCTION)
+    assert (others["reason"].str.len_chars() > 0).all()
+    tracker = Tracker(factory_paths())
+    for row in first.iter_rows(named=True):
+        version = tracker.client.get_model_version(row["model_name"], row["version"])
+        assert version.current_stage == row["stage_to"] or row["stage_to"] == "None"
+        assert version.tags["selection.reason"] == row["reason"]
+        alias = {"Production": "production", "Staging": "staging"}.get(row["stage_to"])
+        if alias:
+            assert str(tracker.client.get_model_version_by_alias(
+                row["model_name"], alias).version) == row["version"]
+
+
+def test_the_selection_run_carries_the_leaderboard_as_html_and_png(home):
+    tracker = Tracker(factory_paths())
+    experiment = tracker.client.get_experiment_by_name(AUDIT_EXPERIMENT)
+    run = tracker.client.search_runs([experiment.experiment_id])[0]
+    names = {a.path for a in tracker.client.list_artifacts(run.info.run_id)}
+    assert {"leaderboard.html", "leaderboard.png", "leaderboard.csv",
+            "selection.json"} <= names
+    assert run.data.metrics["n_candidates"] == 4 and run.data.metrics["max_trials"] == 4
+    assert run.data.tags["mlflow.note.content"] == home["second"]["headline"]
 
 
 def test_selection_twice_changes_nothing_the_second_time(home):
@@ -257,7 +292,7 @@ def test_the_leaderboards_name_what_models_uris_load(home):
     result = CliRunner().invoke(app, ["leaderboard", "--profile", "ci"])
     assert result.exit_code == 0, result.output
     markdown = home["first"]["leaderboard"]
-    assert markdown.startswith("| rank | model |")
+    assert markdown.startswith("**") and "\n| rank | model | stage |" in markdown
     for name in latest["model_name"]:
         assert name in result.output
         assert f"| {name} |" in markdown

@@ -106,15 +106,17 @@ def test_the_training_cache_serializer_decodes_plain_json_only():
                                           "message": "gone"}
 
 
-def test_deployments_trigger_factory_on_demand_and_select_every_24_hours():
+def test_deployments_trigger_factory_on_demand_snapshot_every_5_minutes_select_daily():
     from flows.serve import deployments
 
-    factory, selection = deployments("demo")
-    assert (factory.name, selection.name) == ("factory", "selection-daily")
+    factory, snapshot, selection = deployments("demo", replay_bars=5)
+    assert (factory.name, snapshot.name, selection.name) == (
+        "factory", "snapshot-5min", "selection-daily")
     assert factory.parameters == selection.parameters == {"profile": "demo"}
+    assert snapshot.parameters == {"replay_bars": 5}
     assert not factory.schedules
-    [schedule] = selection.schedules
-    assert schedule.schedule.interval == timedelta(hours=24)
+    assert [s.schedule.interval for s in snapshot.schedules] == [timedelta(minutes=5)]
+    assert [s.schedule.interval for s in selection.schedules] == [timedelta(hours=24)]
 
 
 def _make(*arguments: str) -> str:

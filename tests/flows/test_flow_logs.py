@@ -104,7 +104,7 @@ def test_ingest_and_selection_runs_log_what_they_do(home):
     [ingest] = _runs(client, "ingest")
     _logged(client, ingest.id, "ingesting 1 source(s)", "rows added")
     [selection] = _runs(client, "selection")
-    _logged(client, selection.id, "4 candidate model versions", "chose ", "registry changes")
+    _logged(client, selection.id, "4 candidates; ", "Production: ", "registry changes")
 
 
 def test_the_factory_run_publishes_its_summary_artifact(home):

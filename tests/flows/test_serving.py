@@ -1,9 +1,9 @@
 """Serving: a registered, promoted model loaded by name turns raw bars into positions, and
-scores exactly the bars the evaluation scored out of sample as the evaluation did.
+is exactly the model the training saved: refit on all history after the walk-forward folds.
 
 The home is trained and promoted through the core the factory flow runs (ingest into a
 real Delta lake, `fit.run_chunk`, `Tracker.start_outcome`, the lake's strategy returns,
-`finish_outcome`, then `Tracker.apply_selection`) on a real sqlite MLflow, without Prefect,
+`finish_outcome`, then `Tracker.apply_stages`) on a real sqlite MLflow, without Prefect,
 to stay small. The README's serving example is executed as written there, with only the
 model name replaced.
 """
@@ -22,7 +22,6 @@ import pandas as pd
 import polars as pl
 import pytest
 from mlflow import MlflowClient
-from mlflow.artifacts import download_artifacts
 
 from factory.config import load_config
 from factory.data.lake import Lake
@@ -39,8 +38,10 @@ from factory.tracking import (
     Tracker,
     load_production_model,
 )
+from factory.tracking_stages import PRODUCTION, StageTarget
 from factory.training.datasets import DatasetRef, cache_bars, cache_features
 from factory.training.fit import run_chunk
+from factory.training.predictor import Predictor
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +84,8 @@ def served(tmp_path_factory):
                                 model_name=outcome.spec.model_name, lake_version=version)
         tracker.finish_outcome(run_id, "FINISHED")
     names = sorted(tracker.latest_versions()["model_name"])
-    tracker.apply_selection(names)
+    tracker.apply_stages({name: StageTarget(PRODUCTION, "serving test") for name in names},
+                         "20260101T000000Z")
     bars.write_csv(root / "bars.csv")
     yield {"paths": paths, "bars": lake.read_bars(), "names": names}
     os.environ.clear()
@@ -129,25 +131,20 @@ def test_the_readme_example_turns_raw_bars_into_positions(served, monkeypatch):
         mlflow.set_tracking_uri(served["paths"].tracking_uri)
 
 
-def test_served_scores_are_the_evaluated_oos_scores_of_the_last_fold(served):
-    tracking_uri = served["paths"].tracking_uri
-    bars = served["bars"]
+def test_the_registry_serves_exactly_the_saved_refit_model(served):
+    """Loaded by alias from the registry, each model scores raw bars exactly as the model
+    the training saved (refit on all history through its last bar) does."""
+    paths, bars = served["paths"], served["bars"]
     for name in served["names"]:
-        version = MlflowClient(tracking_uri).get_model_version_by_alias(name, ALIAS)
-        oos = pl.read_parquet(download_artifacts(
-            run_id=version.run_id, artifact_path="oos_predictions.parquet",
-            tracking_uri=tracking_uri))
-        last = oos.filter(pl.col("fold") == oos["fold"].max())
+        version = MlflowClient(paths.tracking_uri).get_model_version_by_alias(name, ALIAS)
+        saved = Predictor(paths.runs / version.tags["spec_id"]
+                          / f"v{version.tags['lake_version']}").predict_bars(bars)
         output = load_production_model(name).predict(bars.to_pandas())
-        scored = bars.select("symbol", "ts").with_columns(
-            pl.Series("served_score", output["score"].to_numpy()),
-            pl.Series("served_position", output["position"].to_numpy()))
-        joined = last.join(scored, on=["symbol", "ts"], how="left")
-        assert joined.height > 100, name
-        np.testing.assert_allclose(joined["served_score"], joined["score"], rtol=1e-6,
-                                   atol=0, err_msg=name)
-        np.testing.assert_allclose(joined["served_position"], joined["position"], rtol=1e-6,
-                                   atol=1e-9, err_msg=name)
+        assert version.tags["trained_through"] == str(bars["ts"].max()).replace(" ", "T"), name
+        np.testing.assert_array_equal(output["score"].to_numpy(), saved["score"].to_numpy(),
+                                      err_msg=name)
+        np.testing.assert_array_equal(output["position"].to_numpy(),
+                                      saved["position"].to_numpy(), err_msg=name)
 
 
 def test_the_output_keeps_the_inputs_index(served):

@@ -1,0 +1,148 @@
+"""A compressed day of the factory running by itself, through a real Prefect API, a real
+sqlite MLflow and real Delta tables: ingest with bars held back, the factory run, a selection,
+snapshots that release the held-back bars and score them with every model in evaluation,
+then the next selection.
+
+The market has a planted signal the models learn (returns echo the return two bars
+earlier); in the held-back bars it reverses, so the models' live (paper) returns turn bad,
+and the next selection must demote them with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+from prefect.settings import temporary_settings
+from prefect.testing.utilities import prefect_test_harness
+from typer.testing import CliRunner
+
+from factory.cli import app
+from factory.data.ingest import IngestOptions, ingest_sources
+from factory.data.lake import Lake
+from factory.data.strategy_returns import LIVE_TABLE
+from factory.evaluation.metrics import trading_metrics
+from factory.paths import configure_environment
+from factory.selection_run import AUDIT_TABLE
+from factory.snapshot import SNAPSHOT_TABLE
+from factory.tracking import Tracker
+
+pytestmark = pytest.mark.slow
+
+HELD_BACK, RELEASED_PER_SNAPSHOT, TRAINED_BARS = 60, 20, 600
+
+
+def regime_bars(seed: int = 3) -> pl.DataFrame:
+    """Two assets whose returns follow ``r_t = c * r_{t-2} + e_t``: c = 0.5 for the first
+    `TRAINED_BARS` bars, then c = -0.6 (the learned relationship reverses)."""
+    frames = []
+    for k, symbol in enumerate(("AAA", "BBB")):
+        rng = np.random.default_rng([seed, k])
+        n = TRAINED_BARS + HELD_BACK
+        r, eps = np.zeros(n), rng.normal(0, 0.01, n)
+        for t in range(2, n):
+            r[t] = (0.5 if t < TRAINED_BARS else -0.6) * r[t - 2] + eps[t]
+        close = 100 * np.exp(np.cumsum(r))
+        open_ = np.concatenate(([close[0]], close[:-1]))
+        frames.append(pl.DataFrame({
+            "symbol": symbol,
+            "ts": [datetime(2018, 1, 1) + timedelta(days=i) for i in range(n)],
+            "open": open_, "high": np.maximum(open_, close) * 1.002,
+            "low": np.minimum(open_, close) * 0.998, "close": close,
+            "volume": rng.integers(1_000, 5_000, n).astype(float)}))
+    return pl.concat(frames)
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory):
+    """The day's results: both selections and the snapshots' summaries."""
+    root = tmp_path_factory.mktemp("continuous_home")
+    saved = dict(os.environ)
+    for key in ("MLFLOW_TRACKING_URI", "PREFECT_HOME", "PREFECT_API_URL"):
+        os.environ.pop(key, None)
+    os.environ["FACTORY_HOME"] = str(root)
+    paths = configure_environment()
+    bars = regime_bars()
+    bars.write_csv(root / "bars.csv")
+    ingest_sources(paths, [str(root / "bars.csv")], IngestOptions(hold_back=HELD_BACK))
+    with (prefect_test_harness(server_startup_timeout=120),
+          temporary_settings(updates={"results.local_storage_path": root / "results"})):
+        from flows.factory_flow import run_factory
+        from flows.runtime import shared_prefect_api
+        from flows.selection import selection_flow
+        from flows.snapshot import snapshot_flow
+
+        with shared_prefect_api():
+            run_factory("ci")
+            before = selection_flow(profile="ci")
+            snapshots = [snapshot_flow(replay_bars=RELEASED_PER_SNAPSHOT)
+                         for _ in range(HELD_BACK // RELEASED_PER_SNAPSHOT)]
+            after = selection_flow(profile="ci")
+    yield {"paths": paths, "bars": bars, "before": before, "snapshots": snapshots,
+           "after": after}
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_the_planted_signal_is_promoted_before_the_reversal(day):
+    assert day["before"]["chosen"], day["before"]["headline"]
+
+
+def test_snapshots_release_the_held_back_bars_and_score_only_new_ones(day):
+    lake = Lake(day["paths"].lake)
+    assert lake.read_bars().height == day["bars"].height  # everything released, once
+    scored = [sum(s["scored"].values()) for s in day["snapshots"]]
+    assert all(n > 0 for n in scored)
+    live = lake.read_table(LIVE_TABLE)
+    assert not live.is_duplicated().any()
+    assert live.group_by("model_name", "version", "ts").len()["len"].max() == 1
+    first_live = live["ts"].min()
+    assert first_live > datetime(2018, 1, 1) + timedelta(days=TRAINED_BARS - 1)
+
+
+def test_incremental_live_metrics_equal_the_metrics_of_the_whole_live_series(day):
+    lake = Lake(day["paths"].lake)
+    live = lake.read_table(LIVE_TABLE)
+    last = lake.read_table(SNAPSHOT_TABLE).sort("step").group_by("model_name").last()
+    assert last.height == live["model_name"].n_unique()
+    for row in last.iter_rows(named=True):
+        series = live.filter(pl.col("model_name") == row["model_name"]).sort("ts")["ret"]
+        whole = trading_metrics(series.to_numpy(), 365.0)
+        assert row["live_n_obs"] == whole["n_obs"] == series.len()
+        assert row["live_sharpe"] == pytest.approx(whole["sharpe"], rel=1e-9)
+        assert row["live_max_drawdown"] == pytest.approx(whole["max_drawdown"], rel=1e-9)
+        assert row["step"] == len(day["snapshots"])
+
+
+def test_each_snapshot_is_a_metric_step_on_the_models_run(day):
+    tracker = Tracker(day["paths"])
+    snapshots = Lake(day["paths"].lake).read_table(SNAPSHOT_TABLE)
+    assert set(day["before"]["chosen"]) <= set(snapshots["model_name"])
+    for run_id in snapshots["run_id"].unique():
+        history = tracker.client.get_metric_history(run_id, "live_sharpe")
+        assert sorted(m.step for m in history) == [1, 2, 3]
+
+
+def test_models_whose_live_returns_turn_bad_are_demoted_with_the_reason(day):
+    audit = Lake(day["paths"].lake).read_table(AUDIT_TABLE)
+    latest = audit.filter(pl.col("decided_at") == audit["decided_at"].max())
+    was_production = latest.filter(pl.col("stage_from") == "Production")
+    assert was_production.height == len(day["before"]["chosen"])
+    demoted = was_production.filter(pl.col("stage_to") != "Production")
+    assert demoted.height >= 1
+    for row in demoted.iter_rows(named=True):
+        assert row["live_sharpe"] < 0
+        assert "live record loses" in row["reason"], row["reason"]
+    kept = was_production.filter(pl.col("stage_to") == "Production")
+    assert (kept["gates_failed"] == "").all()
+    changes = {(c["model_name"], c["to_stage"]) for c in day["after"]["changes"]}
+    assert {(n, s) for n, s in demoted.select("model_name", "stage_to").iter_rows()} <= changes
+
+
+def test_the_replay_feed_says_when_nothing_is_left(day):
+    result = CliRunner().invoke(app, ["replay", "--bars", "5"])
+    assert result.exit_code == 0, result.output
+    assert "released 0 bars" in result.output and "0 held back" in result.output
