@@ -61,8 +61,11 @@ def print_leaderboard(console: Console, paths: FactoryPaths, config: FactoryConf
     table = Table(title=f"{title}\nout-of-sample, after costs")
     shown = [c for c in SHOWN if c in board.columns]
     for column in shown:
-        table.add_column(HEADERS.get(column, column),
-                         no_wrap=column in ("model_name", "stage_to", "gates_failed"))
+        header = HEADERS.get(column, column)
+        if column == "gates_failed":  # the one column that wraps, so no figure is cut
+            table.add_column(header, max_width=48)
+        else:
+            table.add_column(header, no_wrap=True, min_width=min(len(header), 15))
     for row in board.select(shown).iter_rows():
         table.add_row(*[format_value(v) for v in row])
     wide = Console(width=max(console.width, 200))
