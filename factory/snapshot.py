@@ -69,6 +69,7 @@ def take_snapshot(paths: FactoryPaths, tracker: Tracker | None = None) -> Snapsh
         return summary
     versions = versions.filter(pl.col("stage").is_in(EVALUATION_STAGES))
     state = _latest_state(lake)
+    universes = {symbols: _Universe(lake, symbols) for symbols in versions["symbols"].unique()}
     new_returns, new_state = [], []
     for row in versions.iter_rows(named=True):
         name = row["model_name"]
@@ -76,11 +77,11 @@ def take_snapshot(paths: FactoryPaths, tracker: Tracker | None = None) -> Snapsh
             summary.skipped[name] = "logged before versions recorded their last bar: retrain"
             continue
         stats, step = state.get((name, row["version"]), (None, 0))
-        frequency = next(iter(lake.bar_frequencies(row["symbols"].split(",")).values()))
-        per_day = bars_per_day(frequency)
+        universe = universes[row["symbols"]]
+        frequency, per_day = universe.frequency, bars_per_day(universe.frequency)
         stats = stats or LiveStats.empty(rolling_window_bars(max(ROLLING_DAYS), per_day))
         after = max(filter(None, (stats.last_ts, _parse(row["trained_through"]))))
-        bars = _recent_bars(lake, row["symbols"].split(","), after)
+        bars = universe.recent_bars(after)
         rets = live_returns(tracker.load_predictor(name, row["version"]), bars, after=after,
                             cost_bps=row["cost_bps"], execution_price=row["execution_price"])
         if rets.height:
@@ -115,11 +116,18 @@ def _latest_state(lake: Lake) -> dict[tuple[str, str], tuple[LiveStats, int]]:
             for r in table.iter_rows(named=True)}
 
 
-def _recent_bars(lake: Lake, symbols: list[str], after: datetime) -> pl.DataFrame:
-    """Every bar after ``after`` and the `HISTORY_BARS` before it, per symbol."""
-    bars = lake.read_bars(symbols=symbols)
-    before = bars.filter(pl.col("ts") <= after).group_by("symbol").tail(HISTORY_BARS)
-    return pl.concat([before, bars.filter(pl.col("ts") > after)]).sort("symbol", "ts")
+class _Universe:
+    """One universe's frequency and bars, read once per snapshot for all its models."""
+
+    def __init__(self, lake: Lake, symbols: str) -> None:
+        self.frequency = next(iter(lake.bar_frequencies(symbols.split(",")).values()))
+        self.bars = lake.read_bars(symbols=symbols.split(","))
+
+    def recent_bars(self, after: datetime) -> pl.DataFrame:
+        """Every bar after ``after`` and the `HISTORY_BARS` before it, per symbol."""
+        before = self.bars.filter(pl.col("ts") <= after).group_by(
+            "symbol", maintain_order=True).tail(HISTORY_BARS)
+        return pl.concat([before, self.bars.filter(pl.col("ts") > after)]).sort("symbol", "ts")
 
 
 def _parse(stamp: str) -> datetime:

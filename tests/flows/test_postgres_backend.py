@@ -12,8 +12,10 @@ import pytest
 from factory.config import load_config
 from factory.data.lake import Lake
 from factory.data.sources import synthetic_bars
+from factory.data.strategy_returns import append_strategy_returns
 from factory.grid import expand
 from factory.paths import FactoryPaths
+from factory.selection_run import decide, record
 from factory.tracking import PRODUCTION, Tracker, load_production_model
 from factory.training.datasets import DatasetRef, cache_bars, cache_features
 from factory.training.fit import run_chunk
@@ -51,15 +53,23 @@ def test_tracking_registry_and_promotion_on_postgresql(postgres_uri, tmp_path, m
 
     tracker = Tracker(paths)
     run_id = tracker.start_outcome(outcome, lake.version(), "test", "ci")
+    append_strategy_returns(lake, outcome.portfolio, run_id=run_id, spec_id=spec.id,
+                            model_name=spec.model_name, lake_version=lake.version())
     tracker.finish_outcome(run_id, outcome.status)
 
     assert tracker.client.tracking_uri.startswith("postgresql")
     assert tracker.client.get_run(run_id).info.artifact_uri.startswith(
         paths.artifact_root.as_uri())
     assert tracker.trained_spec_ids(lake.version()) == {spec.id}
-    changes = tracker.apply_selection([spec.model_name])
+    assert tracker.trial_sharpes("AAA").tolist() == [outcome.metrics["sharpe"]]
+    policy = load_config("ci").selection  # the store is under test here, not the gates:
+    policy = policy.model_copy(update={"gates": policy.gates.model_copy(
+        update={"min_deflated_sharpe": None})})
+    decision = decide(paths, "ci", policy, tracker)
+    assert decision.result.production == [spec.model_name], decision.result.headline
+    changes = record(paths, decision, tracker)
     assert [(c.model_name, c.to_stage) for c in changes] == [(spec.model_name, PRODUCTION)]
-    assert tracker.apply_selection([spec.model_name]) == []
+    assert record(paths, decide(paths, "ci", policy, tracker), tracker) == []
     served = load_production_model(spec.model_name).predict(bars.drop("symbol").to_pandas())
     positions = served["position"].to_numpy()[-100:]
     assert np.isfinite(positions).all() and (np.abs(positions) <= 1).all()
