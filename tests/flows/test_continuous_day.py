@@ -23,11 +23,11 @@ from typer.testing import CliRunner
 from factory.cli import app
 from factory.data.ingest import IngestOptions, ingest_sources
 from factory.data.lake import Lake
-from factory.data.strategy_returns import LIVE_TABLE
+from factory.data.strategy_returns import LIVE_TABLE, candidate_records
 from factory.evaluation.metrics import trading_metrics
 from factory.paths import configure_environment
 from factory.selection_run import AUDIT_TABLE
-from factory.snapshot import SNAPSHOT_TABLE
+from factory.snapshot import SNAPSHOT_TABLE, take_snapshot
 from factory.tracking import Tracker
 
 pytestmark = pytest.mark.slow
@@ -146,3 +146,29 @@ def test_the_replay_feed_says_when_nothing_is_left(day):
     result = CliRunner().invoke(app, ["replay", "--bars", "5"])
     assert result.exit_code == 0, result.output
     assert "released 0 bars" in result.output and "0 held back" in result.output
+
+
+def test_a_snapshot_killed_between_its_two_commits_is_repaired_by_the_next(day):
+    """Runs last: it rewinds the statistics table to before the last snapshot's commit, as a
+    kill after the returns' commit would leave it, and takes the snapshot again."""
+    from deltalake import DeltaTable
+
+    lake = Lake(day["paths"].lake)
+    before = lake.read_table(SNAPSHOT_TABLE).sort("step").group_by("model_name").last()
+    table = DeltaTable(lake.uri(SNAPSHOT_TABLE))
+    table.restore(table.version() - 1)  # the last snapshot's statistics never committed
+    live_rows = lake.read_table(LIVE_TABLE).height
+    summary = take_snapshot(day["paths"])
+    assert sum(summary.scored.values()) > 0  # the same bars, scored again
+    assert lake.read_table(LIVE_TABLE).height > live_rows  # appended twice ...
+    versions = Tracker(day["paths"]).latest_versions()
+    records = candidate_records(lake, versions).filter(pl.col("live"))
+    assert not records.select("model_name", "ts").is_duplicated().any()  # ... read once
+    after = lake.read_table(SNAPSHOT_TABLE).sort("step").group_by("model_name").last()
+    rescored = [name for name, count in summary.scored.items() if count]  # still evaluated
+    joined = before.join(after, on="model_name", suffix="_again").filter(
+        pl.col("model_name").is_in(rescored))
+    assert joined.height == len(rescored) >= 1
+    for row in joined.iter_rows(named=True):
+        assert row["live_n_obs_again"] == row["live_n_obs"]
+        assert row["live_sharpe_again"] == pytest.approx(row["live_sharpe"], rel=1e-12)
