@@ -114,9 +114,13 @@ def check_unique_labels(specs: list[RunSpec]) -> None:
                 "the seed of one of them")
 
 
-def _capability_reason(arch: str, lookback: int, feature_set: str, config: FactoryConfig) -> str:
+def _capability_reason(arch: str, lookback: int, feature_set: str, config: FactoryConfig,
+                       symbols: tuple[str, ...]) -> str:
     caps = capabilities(arch)
     grid = config.grid
+    if caps.panel and len(symbols) == 1:
+        return (f"{arch} models a panel of assets together: the universe has one symbol "
+                f"({symbols[0]})")
     if caps.univariate and feature_set != grid.feature_sets[0]:
         return (
             f"{arch} is univariate (uses only ret_1, which every feature set carries): "
@@ -174,7 +178,7 @@ def expand(config: FactoryConfig, symbols: tuple[str, ...] = ()) -> GridExpansio
             grid.architectures[arch].hparams, grid.architectures[arch].fixed
         )
         for lookback, feature_set in itertools.product(grid.lookbacks, grid.feature_sets):
-            reason = _capability_reason(arch, lookback, feature_set, config)
+            reason = _capability_reason(arch, lookback, feature_set, config, symbols)
             if not reason:
                 reason = next(
                     (r.reason for r in grid.exclusions

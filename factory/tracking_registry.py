@@ -70,7 +70,7 @@ def pip_requirements(arch: str) -> list[str]:
 
     Only what the architecture needs: a LightGBM model does not ask for torch.
     """
-    return [f"model-factory[{ARCHITECTURES[arch][2]}]", MLFLOW_REQUIREMENT]
+    return [f"model-factory[{','.join(ARCHITECTURES[arch].extras)}]", MLFLOW_REQUIREMENT]
 
 
 def input_example(bars: pl.DataFrame, symbol: str, min_bars: int) -> pd.DataFrame:

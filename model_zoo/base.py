@@ -45,6 +45,13 @@ class Capabilities:
         Trains one pooled model across assets.
     gpu : bool
         Can train on a GPU when one is present.
+    panel : bool
+        Needs a panel of at least two assets lined up in time (``SupervisedData.times``):
+        VAR, the graph network. ``grid.expand`` drops it on a one-asset universe, and serving
+        scores all assets of the bars together.
+    min_history : int
+        Fewest training windows a fit needs; a shorter training set raises a ValueError that
+        says so.
     """
 
     family: str
@@ -53,6 +60,8 @@ class Capabilities:
     uses_lookback: bool = True
     multi_asset: bool = True
     gpu: bool = False
+    panel: bool = False
+    min_history: int = 1
 
 
 @dataclass(frozen=True)
@@ -89,11 +98,16 @@ class SupervisedData:
         ``(n,)`` float32 forward returns.
     groups : np.ndarray
         ``(n,)`` integer asset codes; rows of one group are consecutive windows in time order.
+    times : np.ndarray
+        ``(n,)`` integer position of each window's last bar on the universe's common timeline:
+        windows of different assets at the same bar share it, which is how a panel model
+        (``Capabilities.panel``) lines the assets up. Default: `default_times`.
     """
 
     X: np.ndarray
     y: np.ndarray
     groups: np.ndarray = field(default=None)  # type: ignore[assignment]
+    times: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.X.ndim != 3:
@@ -104,6 +118,52 @@ class SupervisedData:
             object.__setattr__(self, "groups", np.zeros(len(self.y), dtype=np.int64))
         elif len(self.groups) != len(self.y):
             raise ValueError(f"groups has {len(self.groups)} rows but y has {len(self.y)}")
+        check_windows(self.X, "the training or validation windows")
+        if self.times is None:
+            object.__setattr__(self, "times", default_times(self.groups))
+        elif len(self.times) != len(self.y):
+            raise ValueError(f"times has {len(self.times)} rows but y has {len(self.y)}")
+
+
+def check_windows(X: np.ndarray, where: str, min_rows: int = 0) -> None:
+    """Refuse windows a model cannot use, saying which and why.
+
+    Parameters
+    ----------
+    X : np.ndarray
+        ``(n, lookback, n_features)`` windows.
+    where : str
+        What the windows are, for the message (e.g. ``"lstm: the windows to predict"``).
+    min_rows : int
+        Fewest windows needed (``Capabilities.min_history`` when fitting).
+
+    Raises
+    ------
+    ValueError
+        When ``X`` is not 3-D, holds NaN or infinite values (naming the first rows), or has
+        fewer than ``min_rows`` windows.
+    """
+    X = np.asarray(X)
+    if X.ndim != 3:
+        raise ValueError(f"{where}: expected (n, lookback, features) windows, got shape {X.shape}")
+    bad = np.flatnonzero(~np.isfinite(X).all(axis=(1, 2)))
+    if bad.size:
+        raise ValueError(f"{where}: {bad.size} window(s) hold NaN or infinite values, e.g. rows "
+                         f"{bad[:5].tolist()}; give complete windows (after the feature warm-up)")
+    if len(X) < min_rows:
+        raise ValueError(f"{where}: {len(X)} window(s), too short a history: at least "
+                         f"{min_rows} are needed")
+
+
+def default_times(groups: np.ndarray) -> np.ndarray:
+    """Times when none are given: each group's windows numbered 0, 1, ... in row order, so
+    that windows of different groups at the same row offset share a time."""
+    groups = np.asarray(groups)
+    times = np.empty(len(groups), dtype=np.int64)
+    for group in np.unique(groups):
+        rows = np.flatnonzero(groups == group)
+        times[rows] = np.arange(len(rows))
+    return times
 
 
 @runtime_checkable
@@ -122,8 +182,13 @@ class Model(Protocol):
         """Learn from ``train``; ``valid`` (later in time) drives early stopping if used."""
         ...
 
-    def predict(self, X: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
-        """Score each window of ``X``; returns ``(n,)`` float64 predicted forward returns."""
+    def predict(self, X: np.ndarray, groups: np.ndarray | None = None,
+                times: np.ndarray | None = None) -> np.ndarray:
+        """Score each window of ``X``; returns ``(n,)`` float64 predicted forward returns.
+
+        ``groups`` and ``times`` are as in `SupervisedData` (defaults: one group, and
+        `default_times`); only panel models need ``times``.
+        """
         ...
 
     def save(self, directory: Path) -> None:

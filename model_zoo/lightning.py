@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model_zoo.base import Capabilities, Model, ModelConfig, SupervisedData
+from model_zoo.base import Capabilities, Model, ModelConfig, SupervisedData, check_windows
 from model_zoo.registry import read_model_meta, resolve_hparams, write_model_meta
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
@@ -53,10 +53,10 @@ class TrainingHParams:
     ----------
     optimizer : str
         ``"adam"``, ``"sgd"`` (with ``momentum``) or ``"rmsprop"``.
-    lr : float
+    learning_rate : float
         Learning rate.
-    weight_decay : float
-        L2 penalty passed to the optimiser.
+    l2 : float
+        L2 penalty (the optimiser's weight decay).
     momentum : float
         Momentum for SGD and RMSprop.
     scheduler : str
@@ -75,8 +75,8 @@ class TrainingHParams:
     """
 
     optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+    learning_rate: float = 1e-3
+    l2: float = 0.0
     momentum: float = 0.9
     scheduler: str = "none"
     max_epochs: int = 20
@@ -90,7 +90,8 @@ class TrainingHParams:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}")
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {SCHEDULERS}; got {self.scheduler!r}")
-        if self.lr <= 0 or self.max_epochs < 1 or self.batch_size < 1 or self.patience < 0:
+        if (self.learning_rate <= 0 or self.max_epochs < 1 or self.batch_size < 1
+                or self.patience < 0):
             raise ValueError(f"invalid training hyperparameters: {self}")
 
     @classmethod
@@ -180,7 +181,7 @@ class TorchNetModel(Model):
 
     def fit(self, train: SupervisedData, valid: SupervisedData | None = None) -> Self:
         """Train from scratch on ``train``; ``valid`` drives early stopping."""
-        self._check_X(train.X)
+        self._check_X(train.X, self.capabilities.min_history)
         y = np.asarray(train.y, dtype=np.float64)
         self.y_mean = float(y.mean())
         self.y_std = float(y.std()) or 1.0
@@ -204,7 +205,8 @@ class TorchNetModel(Model):
                                "training_budget")
         return {"max_epochs": self.epochs}
 
-    def predict(self, X: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    def predict(self, X: np.ndarray, groups: np.ndarray | None = None,
+                times: np.ndarray | None = None) -> np.ndarray:
         """Predicted forward returns, ``(n,)`` float64 (``groups`` is unused)."""
         if self.network is None:
             raise RuntimeError(f"{type(self).__name__} must be fitted or loaded before predict")
@@ -238,7 +240,8 @@ class TorchNetModel(Model):
     def _standardise(self, y: np.ndarray) -> np.ndarray:
         return ((np.asarray(y, dtype=np.float64) - self.y_mean) / self.y_std).astype(np.float32)
 
-    def _check_X(self, X: np.ndarray) -> None:
+    def _check_X(self, X: np.ndarray, min_rows: int = 0) -> None:
+        check_windows(X, f"{type(self).__name__}", min_rows)
         expected = (self.config.lookback, len(self.config.feature_names))
         if X.ndim != 3 or X.shape[1:] != expected:
             raise ValueError(

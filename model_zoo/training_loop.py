@@ -78,14 +78,14 @@ class RegressionModule(L.LightningModule):
         hp = self.training_hparams
         params = self.network.parameters()
         if hp.optimizer == "adam":
-            optimizer = torch.optim.Adam(params, lr=hp.lr, weight_decay=hp.weight_decay)
+            optimizer = torch.optim.Adam(params, lr=hp.learning_rate, weight_decay=hp.l2)
         elif hp.optimizer == "sgd":
             optimizer = torch.optim.SGD(
-                params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
+                params, lr=hp.learning_rate, momentum=hp.momentum, weight_decay=hp.l2
             )
         else:
             optimizer = torch.optim.RMSprop(
-                params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
+                params, lr=hp.learning_rate, momentum=hp.momentum, weight_decay=hp.l2
             )
         if hp.scheduler == "cosine":
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, hp.max_epochs)

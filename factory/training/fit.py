@@ -56,6 +56,8 @@ class Panel:
     y: np.ndarray
     groups: np.ndarray
     ts: np.ndarray
+    times: np.ndarray
+    """Position of each window's last bar on the universe's timeline (shared across assets)."""
     symbols: tuple[str, ...]
     feature_names: tuple[str, ...]
     warmup: int
@@ -108,9 +110,10 @@ def build_panel(spec: RunSpec, ref: DatasetRef) -> Panel:
         parts_y.append(labels[ends][labelled])
         parts_g.append(np.full(int(labelled.sum()), code, dtype=np.int64))
         parts_ts.append(frame["ts"].to_numpy()[ends][labelled])
+    ts = np.concatenate(parts_ts)
     return Panel(
         X=np.concatenate(parts_X), y=np.concatenate(parts_y).astype(np.float32),
-        groups=np.concatenate(parts_g), ts=np.concatenate(parts_ts),
+        groups=np.concatenate(parts_g), ts=ts, times=np.searchsorted(np.unique(ts), ts),
         symbols=ref.symbols, feature_names=names, warmup=warmup, last_bar=bars["ts"].max(),
     )
 
@@ -123,7 +126,7 @@ def _leading_incomplete_rows(matrix: np.ndarray) -> int:
 
 def _subset(panel: Panel, scaler: FeatureScaler, rows: np.ndarray) -> SupervisedData:
     return SupervisedData(X=scaler.transform(panel.X[rows]), y=panel.y[rows],
-                          groups=panel.groups[rows])
+                          groups=panel.groups[rows], times=panel.times[rows])
 
 
 @dataclass
@@ -161,7 +164,7 @@ def _fit_fold(spec: RunSpec, panel: Panel, fold: Fold, positions_of: np.ndarray)
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
     scored_data = _subset(panel, scaler, scored)
-    scores = model.predict(scored_data.X, scored_data.groups)[test[scored]]
+    scores = model.predict(scored_data.X, scored_data.groups, scored_data.times)[test[scored]]
     predict_seconds = time.perf_counter() - started
     return FoldResult(model, scaler, test, scores, _signal_scale(model, train_data), fit_seconds,
                       predict_seconds, int(scored.sum()))
@@ -182,7 +185,7 @@ def _config(spec: RunSpec, panel: Panel, hparams: dict[str, Any]) -> ModelConfig
 
 def _signal_scale(model: Model, train_data: SupervisedData) -> float:
     """Positions are scores in units of the model's own spread on its training rows."""
-    return float(np.std(model.predict(train_data.X, train_data.groups))) or 1.0
+    return float(np.std(model.predict(train_data.X, train_data.groups, train_data.times))) or 1.0
 
 
 @dataclass
@@ -275,7 +278,7 @@ def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path) -> SpecOutcom
     """
     panel = build_panel(spec, ref)
     timeline = np.unique(panel.ts)
-    positions_of = np.searchsorted(timeline, panel.ts)
+    positions_of = panel.times
     ev = spec.evaluation
     folds = walk_forward_folds(
         len(timeline), n_folds=ev.n_folds, test_fraction=ev.test_fraction,

@@ -27,7 +27,7 @@ import polars as pl
 from factory.evaluation.signals import positions_from_scores
 from factory.training.windows import FeatureScaler, sliding_windows
 from feature_sets import build_features
-from model_zoo.registry import load_model
+from model_zoo.registry import capabilities, load_model
 
 BAR_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 """Columns every input frame needs; ``symbol`` is optional (one asset without it)."""
@@ -106,15 +106,30 @@ class Predictor:
             pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW), symbol.alias("symbol"),
             pl.col("ts"), *(pl.col(c).cast(pl.Float64) for c in BAR_COLUMNS[1:]))
         scores = np.full(data.height, np.nan)
-        for code, ((name,), asset) in enumerate(data.group_by("symbol", maintain_order=True)):
-            rows, asset_scores = self._score_asset(asset.sort("ts"), str(name), code)
-            scores[rows] = asset_scores
+        assets = [(str(name), asset.sort("ts")) for (name,), asset
+                  in data.group_by("symbol", maintain_order=True)]
+        windows = [self._windows(asset, name) for name, asset in assets]
+        if capabilities(self.meta["arch"]).panel:  # all assets at once, lined up in time
+            ends = np.concatenate([w[2] for w in windows])
+            times = np.searchsorted(np.unique(ends), ends)
+            groups = np.concatenate([np.full(len(w[0]), code, dtype=np.int64)
+                                     for code, w in enumerate(windows)])
+            rows = np.concatenate([w[0] for w in windows])
+            if len(rows):
+                scores[rows] = self.model.predict(np.concatenate([w[1] for w in windows]),
+                                                  groups, times)
+        else:
+            for code, (rows, X, _) in enumerate(windows):
+                if len(rows):
+                    scores[rows] = self.model.predict(
+                        X, np.full(len(rows), code, dtype=np.int64))
         positions = positions_from_scores(scores, float(self.meta["signal_scale"]))
         positions[np.isnan(scores)] = np.nan  # no window, no position (evaluation never saw it)
         return pl.DataFrame({"score": scores, "position": positions})
 
-    def _score_asset(self, asset: pl.DataFrame, name: str, code: int):
-        """Input rows of one asset's bars (sorted by time) and their scores."""
+    def _windows(self, asset: pl.DataFrame, name: str):
+        """Input rows of one asset's complete windows (bars sorted by time), the scaled
+        windows and the time of each window's last bar."""
         shown = "the bars" if name == SINGLE_ASSET else f"symbol {name!r}"
         if asset.height < self.min_bars:
             raise ValueError(
@@ -128,8 +143,5 @@ class Predictor:
         features = build_features(self.meta["feature_set"], asset.drop(ROW), self.feature_params)
         matrix = features.select(self.feature_names).to_numpy().astype(np.float64)
         X, ends = sliding_windows(matrix, self.lookback)
-        rows = asset[ROW].to_numpy()[ends]
-        if not len(ends):
-            return rows, np.empty(0)
-        groups = np.full(len(ends), code, dtype=np.int64)
-        return rows, self.model.predict(self.scaler.transform(X), groups)
+        return (asset[ROW].to_numpy()[ends], self.scaler.transform(X),
+                asset["ts"].to_numpy()[ends])

@@ -44,9 +44,10 @@ from model_zoo.base import (
     Model,
     ModelConfig,
     SupervisedData,
+    check_windows,
 )
 from model_zoo.registry import (
-    CAPABILITIES,
+    ARCHITECTURES,
     read_model_meta,
     resolve_hparams,
     write_model_meta,
@@ -76,7 +77,7 @@ class ARIMAModel(Model):
     so the protocol's default ``training_budget`` (``{}``) holds.
     """
 
-    capabilities: ClassVar[Capabilities] = CAPABILITIES["arima"]
+    capabilities: ClassVar[Capabilities] = ARCHITECTURES["arima"].capabilities
     defaults: ClassVar[dict[str, Any]] = {"order": [1, 0, 1], "trend": "c", "maxiter": 50}
 
     def __init__(self, config: ModelConfig) -> None:
@@ -103,6 +104,7 @@ class ARIMAModel(Model):
 
     def fit(self, train: SupervisedData, valid: SupervisedData | None = None) -> Self:
         """Estimate the ARIMA parameters on ``train``'s series, then calibrate to ``y``."""
+        check_windows(train.X, "ARIMAModel: the training windows", self.capabilities.min_history)
         segments = self._segments(train.X, train.groups)
         gap = np.full(SEGMENT_GAP, np.nan)
         pieces: list[np.ndarray] = []
@@ -117,7 +119,8 @@ class ARIMAModel(Model):
         self._calibrate(self._forecast_scaled(segments, len(train.y)), train.y)
         return self
 
-    def predict(self, X: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    def predict(self, X: np.ndarray, groups: np.ndarray | None = None,
+                times: np.ndarray | None = None) -> np.ndarray:
         """Two-step-ahead forecasts in ``y``'s units, ``(n,)`` float64.
 
         ``groups`` gives each row's asset (all one asset when ``None``); rows of an asset
@@ -125,6 +128,7 @@ class ARIMAModel(Model):
         """
         if self.params is None:
             raise RuntimeError("ARIMAModel must be fitted or loaded before predict")
+        check_windows(X, "ARIMAModel: the windows to predict")
         if groups is None:
             groups = np.zeros(len(X), dtype=np.int64)
         forecast = self._forecast_scaled(self._segments(X, groups), len(X))

@@ -13,7 +13,7 @@ from torch import nn
 
 from model_zoo.base import Capabilities, ModelConfig
 from model_zoo.lightning import TorchNetModel
-from model_zoo.registry import CAPABILITIES
+from model_zoo.registry import ARCHITECTURES
 
 
 class LSTMNetwork(nn.Module):
@@ -53,7 +53,7 @@ class LSTMModel(TorchNetModel):
     """LSTM regressor of the forward return (hyperparameters: ``network_defaults`` plus
     :class:`~model_zoo.lightning.TrainingHParams`)."""
 
-    capabilities: ClassVar[Capabilities] = CAPABILITIES["lstm"]
+    capabilities: ClassVar[Capabilities] = ARCHITECTURES["lstm"].capabilities
     network_defaults: ClassVar[Mapping[str, Any]] = {
         "hidden_size": 32,
         "num_layers": 1,

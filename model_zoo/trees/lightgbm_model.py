@@ -16,9 +16,9 @@ from typing import Any, ClassVar, Self
 import lightgbm as lgb
 import numpy as np
 
-from model_zoo.base import Capabilities, Model, ModelConfig, SupervisedData
+from model_zoo.base import Capabilities, Model, ModelConfig, SupervisedData, check_windows
 from model_zoo.registry import (
-    CAPABILITIES,
+    ARCHITECTURES,
     read_model_meta,
     resolve_hparams,
     write_model_meta,
@@ -32,10 +32,10 @@ class LightGBMModel(Model):
     ``num_leaves``, ``learning_rate``, ``n_estimators`` (boosting rounds, the cap when early
     stopping), ``min_child_samples`` (min_data_in_leaf), ``feature_fraction``,
     ``subsample`` (bagging_fraction, redrawn every ``subsample_freq`` rounds), ``max_depth``,
-    ``reg_lambda`` (lambda_l2), ``reg_alpha`` (lambda_l1), ``early_stopping_rounds``.
+    ``l2`` (lambda_l2), ``l1`` (lambda_l1), ``early_stopping_rounds``.
     """
 
-    capabilities: ClassVar[Capabilities] = CAPABILITIES["lightgbm"]
+    capabilities: ClassVar[Capabilities] = ARCHITECTURES["lightgbm"].capabilities
     defaults: ClassVar[dict[str, Any]] = {
         "num_leaves": 15,
         "learning_rate": 0.05,
@@ -45,8 +45,8 @@ class LightGBMModel(Model):
         "subsample": 0.8,
         "subsample_freq": 1,
         "max_depth": -1,
-        "reg_lambda": 1.0,
-        "reg_alpha": 0.0,
+        "l2": 1.0,
+        "l1": 0.0,
         "early_stopping_rounds": 30,
     }
     BOOSTER_FILE: ClassVar[str] = "booster.txt"
@@ -58,6 +58,8 @@ class LightGBMModel(Model):
 
     def fit(self, train: SupervisedData, valid: SupervisedData | None = None) -> Self:
         """Boost on ``train``; with ``valid``, keep the round count with the lowest loss."""
+        check_windows(train.X, "LightGBMModel: the training windows",
+                      self.capabilities.min_history)
         hp = self.hparams
         params = {
             "objective": "regression",
@@ -68,8 +70,8 @@ class LightGBMModel(Model):
             "bagging_fraction": hp["subsample"],
             "bagging_freq": hp["subsample_freq"] if hp["subsample"] < 1.0 else 0,
             "max_depth": hp["max_depth"],
-            "lambda_l2": hp["reg_lambda"],
-            "lambda_l1": hp["reg_alpha"],
+            "lambda_l2": hp["l2"],
+            "lambda_l1": hp["l1"],
             "num_threads": 1,
             "deterministic": True,
             "force_row_wise": True,
@@ -104,10 +106,12 @@ class LightGBMModel(Model):
         self.booster = lgb.Booster(model_str=booster.model_to_string())
         return self
 
-    def predict(self, X: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    def predict(self, X: np.ndarray, groups: np.ndarray | None = None,
+                times: np.ndarray | None = None) -> np.ndarray:
         """Predicted forward returns, ``(n,)`` float64 (``groups`` is unused)."""
         if self.booster is None:
             raise RuntimeError("LightGBMModel must be fitted or loaded before predict")
+        check_windows(X, "LightGBMModel: the windows to predict")
         if len(X) == 0:
             return np.empty(0, dtype=np.float64)
         return np.asarray(self.booster.predict(self._flatten(X)), dtype=np.float64)
