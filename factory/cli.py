@@ -1,5 +1,5 @@
-"""The ``factory`` command: ingest, run, select, snapshot, replay, leaderboard, check-data, serve,
-backup, relocate.
+"""The ``factory`` command: ingest, run, select, snapshot, replay, models, leaderboard,
+check-data, serve, backup, relocate.
 
 Commands import Prefect and MLflow lazily so ``factory --help``, ``factory run --dry-run`` and
 ``factory ingest`` stay fast; only ``run``, ``select``, ``snapshot`` and ``serve`` need a Prefect
@@ -235,6 +235,15 @@ def replay(
         result = release(paths.replay, Lake(paths.lake), bars)
     console.print(f"released {result.released_bars} bars through {result.through}; "
                   f"{result.remaining} held back; lake version {result.lake_version}")
+
+
+@app.command()
+@clean_errors
+def models() -> None:
+    """List the architectures of the model zoo with their family and capabilities."""
+    from factory.reports import print_models
+
+    print_models(console)
 
 
 @app.command()

@@ -14,6 +14,27 @@ from factory.config import FactoryConfig
 from factory.paths import FactoryPaths
 
 
+def print_models(console: Console) -> None:
+    """Every architecture of the zoo: family, library, capabilities and what it is."""
+    from model_zoo.registry import ARCHITECTURES
+
+    table = Table(title=f"{len(ARCHITECTURES)} architectures")
+    for column in ("name", "family", "library", "input", "capabilities", "what it is"):
+        table.add_column(column, no_wrap=column in ("name", "family"))
+    for arch in ARCHITECTURES.values():
+        caps = arch.capabilities
+        shape = ("univariate series" if caps.univariate
+                 else "sequence window" if caps.sequence else "flattened window")
+        flags = [name for name, on in (
+            ("panel of assets", caps.panel), ("GPU-able", caps.gpu),
+            ("pooled across assets", caps.multi_asset and not caps.panel),
+            ("whole history", not caps.uses_lookback)) if on]
+        flags.append(f"min {caps.min_history} windows")
+        table.add_row(arch.name, caps.family, arch.library, shape, ", ".join(flags),
+                      arch.summary)
+    Console(width=max(console.width, 160)).print(table)
+
+
 def print_grid(console: Console, config: FactoryConfig) -> None:
     """Every config of the profile, the excluded cells with their reasons, and the counts."""
     from factory.grid import expand

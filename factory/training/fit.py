@@ -242,7 +242,8 @@ def _save_model(spec: RunSpec, panel: Panel, refit: Refit, walk_forward: dict[st
     decision bar; ``label_known_through``: the data's last bar, where that window's label
     ends) and for how long (``budget``, ``fit_seconds``); ``walk_forward``, what the reported
     figures cover (the last fold's model was trained through ``last_fold_trained_through``;
-    ``fold_budgets``, what each fold's early stopping kept).
+    ``fold_budgets``, what each fold's early stopping kept; ``metrics``, the out-of-sample
+    performance over all folds), so the checkpoint carries its own record.
     """
     directory.mkdir(parents=True, exist_ok=True)
     refit.model.save(directory / "model")
@@ -303,7 +304,6 @@ def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path) -> SpecOutcom
                     "last_fold_trained_through": _iso(
                         timeline[np.concatenate([last.train, last.valid]).max()]),
                     "fold_budgets": fold_budgets}
-    _save_model(spec, panel, refit, walk_forward, model_dir, ref.bar_frequency)
     oos = pl.concat(oos_parts).sort("symbol", "ts")
     oos = oos.with_columns(
         _costed_returns(oos, oos["position"], ev.cost_bps).alias("strategy_return"),
@@ -323,6 +323,8 @@ def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path) -> SpecOutcom
         "n_folds": float(len(folds)),
         "periods_per_year": periods_per_year,
     }
+    walk_forward["metrics"] = {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
+    _save_model(spec, panel, refit, walk_forward, model_dir, ref.bar_frequency)
     return SpecOutcome(spec=spec, status="FINISHED", metrics=metrics, oos=oos.drop("held"),
                        portfolio=portfolio, model_dir=str(model_dir),
                        fold_metrics=_fold_metrics(oos, folds, results, periods_per_year),

@@ -76,11 +76,11 @@ def day(tmp_path_factory):
         from flows.snapshot import snapshot_flow
 
         with shared_prefect_api():
-            run_factory("ci")
-            before = selection_flow(profile="ci")
+            run_factory("smoke")
+            before = selection_flow(profile="smoke")
             snapshots = [snapshot_flow(replay_bars=RELEASED_PER_SNAPSHOT)
                          for _ in range(HELD_BACK // RELEASED_PER_SNAPSHOT)]
-            after = selection_flow(profile="ci")
+            after = selection_flow(profile="smoke")
     yield {"paths": paths, "bars": bars, "before": before, "snapshots": snapshots,
            "after": after}
     os.environ.clear()

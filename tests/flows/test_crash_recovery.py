@@ -38,14 +38,14 @@ HOME_ENV = ("FACTORY_HOME", "MLFLOW_TRACKING_URI", "PREFECT_HOME", "PREFECT_API_
 
 
 def _new_home(root: Path) -> tuple[FactoryPaths, Lake, list[RunSpec]]:
-    """Point the environment at ``root``, ingest planted-signal bars, expand the ci grid."""
+    """Point the environment at ``root``, ingest planted-signal bars, expand the smoke grid."""
     for key in HOME_ENV:
         os.environ.pop(key, None)
     os.environ["FACTORY_HOME"] = str(root)
     paths = configure_environment()
     lake = Lake(paths.lake)
     lake.ingest_bars(synthetic_bars(symbols=("AAA",), n_bars=500, seed=5, signal=0.5), "syn")
-    config = load_config("ci")
+    config = load_config("smoke")
     return paths, lake, expand(config, resolve_symbols(config, lake)).specs
 
 
@@ -90,16 +90,16 @@ def recovery(tmp_path_factory):
         from flows.runtime import shared_prefect_api
 
         with shared_prefect_api():
-            seen["first"] = run_factory("ci")
+            seen["first"] = run_factory("smoke")
             # A retraining of specs[2] killed after it registered version 2.
             seen["retrain_killed"] = _plant_running_run(tracker, specs[2], version)
             seen["latest_beside_orphan"] = tracker.latest_versions().filter(
                 pl.col("model_name") == specs[2].model_name)
-            chunk = specs[:2]  # the first training chunk (ci: chunk_size 2)
+            chunk = specs[:2]  # the first training chunk (smoke: chunk_size 2)
             seen["killed"] = [_runs_of(tracker, spec, "FINISHED")[0] for spec in chunk]
             for run in seen["killed"]:
                 _set_running(tracker, run)
-            seen["relogged"] = run_factory("ci")
+            seen["relogged"] = run_factory("smoke")
             seen["relogged_runs"] = [_runs_of(tracker, spec, "FINISHED") for spec in chunk]
             for [run] in seen["relogged_runs"]:
                 _set_running(tracker, run)
@@ -108,9 +108,9 @@ def recovery(tmp_path_factory):
                 path.unlink()
             vanished.rmdir()
             with pytest.raises(OutcomeMissingError) as missing:
-                run_factory("ci")
+                run_factory("smoke")
             seen["missing"] = str(missing.value)
-            seen["forced"] = run_factory("ci", force=True)
+            seen["forced"] = run_factory("smoke", force=True)
             seen["vanished_is_back"] = vanished.is_dir()
     yield seen
     os.environ.clear()
@@ -207,7 +207,7 @@ def _running_managed_runs(db: Path, mode: str = "ro") -> list[str]:
 
 
 def _factory_run(env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "factory.cli", "run", "--profile", "ci"],
+    return subprocess.Popen([sys.executable, "-m", "factory.cli", "run", "--profile", "smoke"],
                             env=env, start_new_session=True, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
@@ -245,7 +245,7 @@ def test_a_factory_run_killed_while_logging_is_completed_by_the_next_run(tmp_pat
             if killed:
                 break
         assert killed, "every kill landed between two runs"
-        second = subprocess.run([sys.executable, "-m", "factory.cli", "run", "--profile", "ci"],
+        second = subprocess.run([sys.executable, "-m", "factory.cli", "run", "--profile", "smoke"],
                                 env=env, capture_output=True, text=True, timeout=600)
         assert second.returncode == 0, second.stdout + second.stderr
         tracker = Tracker(paths)

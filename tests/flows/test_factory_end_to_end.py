@@ -1,4 +1,4 @@
-"""The ci profile end to end: ingest -> factory flow -> selection, through a real Prefect API
+"""The smoke profile end to end: ingest -> factory flow -> selection, through a real Prefect API
 (prefect_test_harness), a real sqlite MLflow and real Delta tables in a temporary home."""
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    """A FACTORY_HOME with planted-signal bars ingested, the ci factory run and one selection."""
+    """A FACTORY_HOME with planted-signal bars ingested, the smoke factory run and one selection."""
     root = tmp_path_factory.mktemp("factory_home")
     saved = dict(os.environ)
     for key in ("MLFLOW_TRACKING_URI", "PREFECT_HOME", "PREFECT_API_URL"):
@@ -63,10 +63,10 @@ def home(tmp_path_factory):
 
         with shared_prefect_api():
             ingest = ingest_flow(sources=[str(root / "bars.csv")])
-            summary = run_factory("ci")
-            first = selection_flow(profile="ci")
-            second = selection_flow(profile="ci")
-            rerun = run_factory("ci")
+            summary = run_factory("smoke")
+            first = selection_flow(profile="smoke")
+            second = selection_flow(profile="smoke")
+            rerun = run_factory("smoke")
     yield {"root": root, "bars": bars, "ingest": ingest, "summary": summary,
            "first": first, "second": second, "rerun": rerun, "result_storage": result_storage}
     os.environ.clear()
@@ -249,7 +249,7 @@ def test_prefect_result_cache_holds_only_plain_json(home):
     files = [p for p in home["result_storage"].rglob("*") if p.is_file()]
     stored = [json.loads(path.read_bytes()) for path in files]  # no pickle: all JSON
     records = [r for r in stored if isinstance(r, dict) and "metadata" in r]
-    assert len(records) == 2  # one per training chunk of the ci profile
+    assert len(records) == 2  # one per training chunk of the smoke profile
     for record in records:
         serializer = record["metadata"]["serializer"]
         assert (serializer.get("type"), serializer.get("object_decoder", "?")) == ("json", None)
@@ -258,7 +258,7 @@ def test_prefect_result_cache_holds_only_plain_json(home):
 
 
 def test_run_from_the_cli_on_the_lake_prints_the_universe_first(home):
-    result = CliRunner().invoke(app, ["run", "--profile", "ci", "--source", "lake",
+    result = CliRunner().invoke(app, ["run", "--profile", "smoke", "--source", "lake",
                                       "--symbols", "AAA", "--symbols", "BBB"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -272,8 +272,8 @@ LABEL = re.compile(r"^(lstm|lightgbm|arima)-L\d+-[a-z_]+-[0-9a-f]{10}$")
 
 
 def _ci_specs() -> dict[str, RunSpec]:
-    """The ci profile's specs on the module's universe, by spec id."""
-    return {s.id: s for s in expand(load_config("ci"), ("AAA", "BBB")).specs}
+    """The smoke profile's specs on the module's universe, by spec id."""
+    return {s.id: s for s in expand(load_config("smoke"), ("AAA", "BBB")).specs}
 
 
 def test_registered_models_are_named_by_their_readable_labels(home):
@@ -289,7 +289,7 @@ def test_registered_models_are_named_by_their_readable_labels(home):
 
 def test_the_leaderboards_name_what_models_uris_load(home):
     latest = Tracker(factory_paths()).latest_versions()
-    result = CliRunner().invoke(app, ["leaderboard", "--profile", "ci"])
+    result = CliRunner().invoke(app, ["leaderboard", "--profile", "smoke"])
     assert result.exit_code == 0, result.output
     markdown = home["first"]["leaderboard"]
     assert markdown.startswith("**") and "\n| rank | model | stage |" in markdown

@@ -35,10 +35,10 @@ def paths(tmp_path, monkeypatch):
 
 @pytest.fixture()
 def prepared(paths):
-    """A one-asset planted-signal lake, its cached features and the ci lightgbm spec."""
+    """A one-asset planted-signal lake, its cached features and the smoke lightgbm spec."""
     lake = Lake(paths.lake)
     lake.ingest_bars(synthetic_bars(symbols=("AAA",), n_bars=500, seed=2, signal=0.5), "syn")
-    specs = [s for s in expand(load_config("ci"), ("AAA",)).specs if s.arch == "lightgbm"][:1]
+    specs = [s for s in expand(load_config("smoke"), ("AAA",)).specs if s.arch == "lightgbm"][:1]
     ref = DatasetRef.for_lake(paths.cache, lake, lake.version(), ("AAA",))
     cache_bars(lake, ref)
     cache_features(ref, "raw_ohlcv", specs[0].feature_params)
@@ -57,7 +57,7 @@ def test_failing_config_is_recorded_failed_and_the_others_go_on(paths, prepared)
     expected = held.mean() / held.std(ddof=1) * np.sqrt(365)  # synthetic bars: every day
     assert outcomes[1].metrics["buy_and_hold_sharpe"] == pytest.approx(expected, rel=1e-9)
     tracker = Tracker(paths)
-    run_ids = [tracker.start_outcome(o, lake.version(), "test", "ci") for o in outcomes[:2]]
+    run_ids = [tracker.start_outcome(o, lake.version(), "test", "smoke") for o in outcomes[:2]]
     for run_id, outcome in zip(run_ids, outcomes, strict=False):
         tracker.finish_outcome(run_id, outcome.status)
     failed_run = run_ids[0]

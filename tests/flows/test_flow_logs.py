@@ -52,7 +52,7 @@ def _logged(client, flow_run_id, *fragments: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    """A one-symbol planted-signal home: ingested, the ci factory run, one selection, all
+    """A one-symbol planted-signal home: ingested, the smoke factory run, one selection, all
     under ``prefect_test_harness`` with logs shipped to its API; yields what the API holds."""
     root = tmp_path_factory.mktemp("flow_logs_home")
     saved = dict(os.environ)
@@ -71,8 +71,8 @@ def home(tmp_path_factory):
 
             with shared_prefect_api():
                 ingest = ingest_flow(sources=[str(root / "bars.csv")])
-                summary = run_factory("ci")
-                selection_flow(profile="ci")
+                summary = run_factory("smoke")
+                selection_flow(profile="smoke")
                 with get_client(sync_client=True) as client:
                     yield {"root": root, "client": client, "ingest": ingest, "summary": summary}
     finally:
@@ -83,11 +83,11 @@ def home(tmp_path_factory):
 def test_each_flow_run_has_a_readable_name(home):
     client = home["client"]
     [factory] = _runs(client, "factory")
-    assert factory.name == f"factory-ci-lake-v{home['ingest']['version']}"
+    assert factory.name == f"factory-smoke-lake-v{home['ingest']['version']}"
     [ingest] = _runs(client, "ingest")
     assert ingest.name == "ingest-1-sources"
     [selection] = _runs(client, "selection")
-    assert re.fullmatch(r"selection-ci-\d{8}-\d{4}", selection.name), selection.name
+    assert re.fullmatch(r"selection-smoke-\d{8}-\d{4}", selection.name), selection.name
 
 
 def test_the_factory_run_logs_what_it_does_at_info(home):
@@ -114,7 +114,7 @@ def test_the_factory_run_publishes_its_summary_artifact(home):
         artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["factory-run-summary"])))
     assert artifact.flow_run_id == factory.id and artifact.type == "markdown"
     summary = home["summary"]
-    for line in (f"lake version {home['ingest']['version']}", "profile `ci`", "| trained | 4 |",
+    for line in (f"lake version {home['ingest']['version']}", "profile `smoke`", "| trained | 4 |",
                  "| skipped (already trained on this lake version) | 0 |", "| failed | 0 |",
                  "| orphaned runs failed | 0 |", "| features |", "| total |"):
         assert line in artifact.data, (line, artifact.data)
@@ -126,7 +126,7 @@ def test_factory_run_is_quiet_on_the_terminal_but_logs_to_the_server(home, prefe
     env = prefect_server.client_env(FACTORY_HOME=str(home["root"]))
     for key in ("PREFECT_LOGGING_LEVEL", "PREFECT_LOGGING_TO_API_ENABLED"):
         env.pop(key, None)
-    done = subprocess.run([sys.executable, "-m", "factory.cli", "run", "--profile", "ci"],
+    done = subprocess.run([sys.executable, "-m", "factory.cli", "run", "--profile", "smoke"],
                           env=env, capture_output=True, text=True, timeout=DEADLINE,
                           check=False)
     terminal = done.stdout + done.stderr
@@ -135,5 +135,5 @@ def test_factory_run_is_quiet_on_the_terminal_but_logs_to_the_server(home, prefe
     assert not re.search(r"\| (INFO|WARNING|ERROR) +\|", terminal), terminal
     with prefect_server.client() as client:
         [run] = _runs(client, "factory")
-        assert run.name == f"factory-ci-lake-v{home['ingest']['version']}"
+        assert run.name == f"factory-smoke-lake-v{home['ingest']['version']}"
         _logged(client, run.id, "0 configs to train, 4 skipped", "0 trained, 4 skipped")

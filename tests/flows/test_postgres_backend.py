@@ -45,14 +45,14 @@ def test_tracking_registry_and_promotion_on_postgresql(postgres_uri, tmp_path, m
     lake = Lake(paths.lake)
     bars = synthetic_bars(symbols=("AAA",), n_bars=500, seed=4, signal=0.5)
     lake.ingest_bars(bars, "syn")
-    spec = next(s for s in expand(load_config("ci"), ("AAA",)).specs if s.arch == "lightgbm")
+    spec = next(s for s in expand(load_config("smoke"), ("AAA",)).specs if s.arch == "lightgbm")
     ref = DatasetRef.for_lake(paths.cache, lake, lake.version(), ("AAA",))
     cache_bars(lake, ref)
     cache_features(ref, spec.feature_set, spec.feature_params)
     [outcome] = run_chunk([spec], ref, paths.runs)
 
     tracker = Tracker(paths)
-    run_id = tracker.start_outcome(outcome, lake.version(), "test", "ci")
+    run_id = tracker.start_outcome(outcome, lake.version(), "test", "smoke")
     append_strategy_returns(lake, outcome.portfolio, run_id=run_id, spec_id=spec.id,
                             model_name=spec.model_name, lake_version=lake.version())
     tracker.finish_outcome(run_id, outcome.status)
@@ -62,14 +62,14 @@ def test_tracking_registry_and_promotion_on_postgresql(postgres_uri, tmp_path, m
         paths.artifact_root.as_uri())
     assert tracker.trained_spec_ids(lake.version()) == {spec.id}
     assert tracker.trial_sharpes("AAA").tolist() == [outcome.metrics["sharpe"]]
-    policy = load_config("ci").selection  # the store is under test here, not the gates:
+    policy = load_config("smoke").selection  # the store is under test here, not the gates:
     policy = policy.model_copy(update={"gates": policy.gates.model_copy(
         update={"min_deflated_sharpe": None})})
-    decision = decide(paths, "ci", policy, tracker)
+    decision = decide(paths, "smoke", policy, tracker)
     assert decision.result.production == [spec.model_name], decision.result.headline
     changes = record(paths, decision, tracker)
     assert [(c.model_name, c.to_stage) for c in changes] == [(spec.model_name, PRODUCTION)]
-    assert record(paths, decide(paths, "ci", policy, tracker), tracker) == []
+    assert record(paths, decide(paths, "smoke", policy, tracker), tracker) == []
     served = load_production_model(spec.model_name).predict(bars.drop("symbol").to_pandas())
     positions = served["position"].to_numpy()[-100:]
     assert np.isfinite(positions).all() and (np.abs(positions) <= 1).all()

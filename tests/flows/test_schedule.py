@@ -91,7 +91,7 @@ def test_factory_serve_stops_cleanly_cancelling_the_run_in_flight(tmp_path, sig,
         env = server.client_env(FACTORY_HOME=str(home.home))
         env.pop("PREFECT_HOME")  # factory serve puts it under FACTORY_HOME
         process = start_in_own_group([sys.executable, "-m", "factory.cli", "serve",
-                                      "--profile", "ci"], env, log)
+                                      "--profile", "smoke"], env, log)
         try:
             factory = wait_for(lambda: server.deployment("factory"), "deployment registered",
                                process=process, log=log)

@@ -53,7 +53,7 @@ HOME_ENV = ("FACTORY_HOME", "MLFLOW_TRACKING_URI", "PREFECT_HOME", "PREFECT_API_
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """A home whose ci models are trained on two planted-signal assets and all promoted.
+    """A home whose smoke-profile models are trained on two planted-signal assets and all promoted.
 
     Its experiment exists before the first factory run, without a kind, as in homes made
     before experiments had one.
@@ -69,7 +69,7 @@ def served(tmp_path_factory):
     lake = Lake(paths.lake)
     bars = synthetic_bars(symbols=("AAA", "BBB"), n_bars=500, seed=7, signal=0.5)
     lake.ingest_bars(bars, "synthetic")
-    config = load_config("ci")
+    config = load_config("smoke")
     symbols, version = resolve_symbols(config, lake), lake.version()
     ref = DatasetRef.for_lake(paths.cache, lake, version, symbols)
     cache_bars(lake, ref)
@@ -79,7 +79,7 @@ def served(tmp_path_factory):
     tracker = Tracker(paths)
     for outcome in run_chunk(specs, ref, paths.runs):
         assert outcome.status == "FINISHED", outcome.error
-        run_id = tracker.start_outcome(outcome, version, "test", "ci")
+        run_id = tracker.start_outcome(outcome, version, "test", "smoke")
         append_strategy_returns(lake, outcome.portfolio, run_id=run_id, spec_id=outcome.spec.id,
                                 model_name=outcome.spec.model_name, lake_version=version)
         tracker.finish_outcome(run_id, "FINISHED")

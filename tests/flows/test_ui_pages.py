@@ -42,7 +42,7 @@ def test_both_uis_show_the_production_models(served, prefect_server, tmp_path): 
 
     paths = served["paths"]
     with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
-        chosen = selection_flow(profile="ci")["chosen"]
+        chosen = selection_flow(profile="smoke")["chosen"]
     assert chosen and sorted(chosen) == Tracker(paths).production_models()
     [artifact] = prefect_server.post("/artifacts/filter", {
         "artifacts": {"key": {"any_": ["leaderboard"]}}, "limit": 5, "offset": 0,

@@ -12,9 +12,9 @@ runner = CliRunner()
 
 
 def test_dry_run_prints_every_config_and_the_count():
-    result = runner.invoke(app, ["run", "--profile", "ci", "--dry-run"])
+    result = runner.invoke(app, ["run", "--profile", "smoke", "--dry-run"])
     assert result.exit_code == 0, result.output
-    specs = expand(load_config("ci")).specs
+    specs = expand(load_config("smoke")).specs
     assert f"{len(specs)} configs" in result.output
     assert all(spec.short_id in result.output for spec in specs)
     assert "excluded lstm L=7" in result.output
@@ -28,5 +28,18 @@ def test_unknown_profile_is_a_clear_error():
 
 def test_help_lists_every_command():
     result = runner.invoke(app, ["--help"])
-    for command in ("ingest", "run", "select", "leaderboard", "check-data", "serve"):
+    for command in ("ingest", "run", "select", "snapshot", "replay", "models", "leaderboard",
+                    "check-data", "serve"):
         assert command in result.output
+
+
+def test_models_lists_every_architecture_with_its_family():
+    from model_zoo.registry import ARCHITECTURES
+
+    result = CliRunner().invoke(app, ["models"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert f"{len(ARCHITECTURES)} architectures" in result.output
+    lines = result.output.splitlines()
+    for name, arch in ARCHITECTURES.items():
+        [line] = [row for row in lines if row.startswith(f"│ {name} ")]
+        assert f" {arch.capabilities.family} " in line, line

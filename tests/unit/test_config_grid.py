@@ -18,9 +18,9 @@ def _copy_conf(tmp_path: Path) -> Path:
 
 
 def test_every_profile_loads_and_differs_only_in_size():
-    demo, ci, full = (load_config(p) for p in ("demo", "ci", "full"))
+    demo, smoke, full = (load_config(p) for p in ("demo", "smoke", "full"))
     assert set(demo.grid.architectures) == set(full.grid.architectures)
-    assert 0 < len(expand(ci).specs) < len(expand(demo).specs) < len(expand(full).specs)
+    assert 0 < len(expand(smoke).specs) < len(expand(demo).specs) < len(expand(full).specs)
 
 
 def test_typo_in_a_yaml_key_names_the_key_and_files(tmp_path):
@@ -39,7 +39,7 @@ def test_missing_profile_is_a_clear_error(tmp_path):
 
 
 def test_config_is_frozen():
-    config = load_config("ci")
+    config = load_config("smoke")
     with pytest.raises(Exception, match="frozen"):
         config.selection.top_k = 99  # type: ignore[misc]
 

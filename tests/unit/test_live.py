@@ -140,7 +140,7 @@ def test_a_row_round_trips_through_a_delta_table(tmp_path):
 def model(tmp_path_factory) -> tuple[Predictor, pl.DataFrame]:
     """A lightgbm model on raw OHLCV features, really trained on planted-signal bars."""
     root = tmp_path_factory.mktemp("live")
-    config = load_config("ci")
+    config = load_config("smoke")
     spec = next(s for s in expand(config, SYMBOLS).specs
                 if s.arch == "lightgbm" and s.lookback == 7)
     bars = synthetic_bars(symbols=SYMBOLS, n_bars=300, seed=5, signal=0.5)

@@ -23,8 +23,8 @@ from factory.training.outcomes import (
 
 @pytest.fixture()
 def spec():
-    """The ci profile's first RunSpec (hparams with a nested list: arima's order)."""
-    specs = expand(load_config("ci"), ("AAA", "BBB")).specs
+    """The smoke profile's first RunSpec (hparams with a nested list: arima's order)."""
+    specs = expand(load_config("smoke"), ("AAA", "BBB")).specs
     return next(s for s in specs if s.arch == "arima")
 
 

@@ -28,7 +28,7 @@ SYMBOLS = ("AAA", "BBB")
 def _specs() -> dict[str, RunSpec]:
     """lightgbm on each feature set, and ARIMA(1, 0, 1): a moving-average term, whose
     filter state depends on all the history before a bar."""
-    config = load_config("ci")
+    config = load_config("smoke")
     by_arch = {s.arch: s for s in expand(config, SYMBOLS).specs if s.lookback == 7}
     technical = config.features["technical"].params
     return {
@@ -101,7 +101,7 @@ def test_meta_json_keeps_feature_parameters_typed_with_the_warm_up(trained):
     assert raw["bar_frequency"] == "1d" and raw["symbols"] == list(SYMBOLS)
     technical = json.loads(
         (Path(outcomes["lightgbm-technical"].model_dir) / "meta.json").read_text())
-    assert technical["feature_params"] == load_config("ci").features["technical"].params
+    assert technical["feature_params"] == load_config("smoke").features["technical"].params
     assert all(type(v) is int for v in technical["feature_params"].values())
     assert technical["feature_warmup_bars"] > raw["feature_warmup_bars"]
 

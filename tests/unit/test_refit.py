@@ -54,9 +54,9 @@ def _bars(symbol: str, n_bars: int, regime_start: int, seed: int) -> pl.DataFram
 
 
 def _spec(arch: str, **hparams) -> RunSpec:
-    """The ci profile's first ``arch`` cell (the shortest lookback it keeps), with three
+    """The smoke profile's first ``arch`` cell (the shortest lookback it keeps), with three
     folds over 30% of the data."""
-    spec = next(s for s in expand(load_config("ci"), SYMBOLS).specs if s.arch == arch)
+    spec = next(s for s in expand(load_config("smoke"), SYMBOLS).specs if s.arch == arch)
     evaluation = spec.evaluation.model_copy(update={"n_folds": 3})
     return spec.model_copy(update={"evaluation": evaluation,
                                    "hparams": {**spec.hparams, **hparams}})
@@ -169,6 +169,8 @@ def test_reported_figures_are_the_walk_forward_ones(data, lightgbm_outcome):
     for key, value in expected.items():
         assert outcome.metrics[key] == pytest.approx(value, rel=1e-12, nan_ok=True), key
     assert sum(f["n_oos_bars"] for f in outcome.fold_metrics) == outcome.metrics["n_obs"]
+    checkpoint = Predictor(Path(outcome.model_dir)).meta["walk_forward"]["metrics"]
+    assert checkpoint["sharpe"] == outcome.metrics["sharpe"]  # the checkpoint's own record
     _, bars, _ = data
     served = pl.concat([bars.select("symbol", "ts"),
                         Predictor(Path(outcome.model_dir)).predict_bars(bars)], how="horizontal")

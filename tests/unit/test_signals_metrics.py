@@ -141,7 +141,7 @@ def _two_bars_a_day() -> pl.DataFrame:
 
 
 def _fit_lightgbm(lake: Lake, tmp_path) -> tuple[DatasetRef, dict, pl.DataFrame]:
-    spec = next(s for s in expand(load_config("ci"), ("AAA",)).specs if s.arch == "lightgbm")
+    spec = next(s for s in expand(load_config("smoke"), ("AAA",)).specs if s.arch == "lightgbm")
     ref = DatasetRef.for_lake(tmp_path / "cache", lake, lake.version(), ("AAA",))
     cache_bars(lake, ref)
     cache_features(ref, spec.feature_set, spec.feature_params)
