@@ -1,7 +1,9 @@
 """The one training loop every neural net in the zoo shares (rule 3).
 
 A net's file defines only its ``nn.Module`` and a small :class:`TorchNetModel` subclass
-that declares its capabilities, its network hyperparameters and ``build_network``.
+that declares its capabilities, its network hyperparameters and ``build_network`` (and,
+for a net whose samples are not single windows, ``arrange``: see
+:meth:`TorchNetModel.arrange`).
 Everything else lives here: optimisers (Adam, SGD, RMSprop), learning-rate schedulers
 (cosine, plateau), early stopping on validation loss that keeps the best weights (and
 reports that epoch as the training budget of the refit on all history), gradient clipping,
@@ -128,7 +130,9 @@ def quiet_single_threaded(num_threads: int = 1) -> Iterator[None]:
 def predict_network(network: nn.Module, X: np.ndarray) -> np.ndarray:
     """Run ``network`` over ``X`` in eval mode without gradients, in batches.
 
-    Uses a GPU when one is present. Returns ``(n,)`` float64 in the network's output units.
+    Uses a GPU when one is present. Returns the outputs as float64 in the network's output
+    units: ``(n,)`` for a net that scores each window, ``(n, ...)`` for one whose samples
+    hold several (see :meth:`TorchNetModel.arrange`).
     """
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     outputs = []
@@ -156,6 +160,9 @@ class TorchNetModel(Model):
 
     :meth:`training_budget` is ``{"max_epochs": epochs}``, the epochs behind the kept weights
     (the best validation epoch, or all of them without ``valid``), saved in ``model.json``.
+
+    The network sees one sample per window unless a subclass overrides :meth:`arrange`
+    (the graph net stacks each time step's assets into one sample).
     """
 
     capabilities: ClassVar[Capabilities]
@@ -179,6 +186,29 @@ class TorchNetModel(Model):
         """Return a fresh network for ``config`` (input shape) and validated ``params``."""
         raise NotImplementedError
 
+    def arrange(self, X: np.ndarray, groups: np.ndarray | None,
+                times: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The network's samples for windows ``X``, and where each window's output lands.
+
+        Parameters
+        ----------
+        X : np.ndarray
+            ``(n, lookback, features)`` checked windows.
+        groups, times : np.ndarray or None
+            As in :class:`~model_zoo.base.SupervisedData` (None when predict got none).
+
+        Returns
+        -------
+        samples : np.ndarray
+            ``(m, ..., lookback, features)``: every axis but the last two indexes an output
+            of the network, which maps ``samples`` to ``samples.shape[:-2]``.
+        slots : np.ndarray
+            ``(n,)`` position of window ``i``'s output in the flattened outputs. Outputs no
+            window fills (padding) get a NaN target, which the shared loop leaves out of the
+            loss. Default: each window is its own sample, ``(X, arange(n))``.
+        """
+        return X, np.arange(len(X))
+
     def fit(self, train: SupervisedData, valid: SupervisedData | None = None) -> Self:
         """Train from scratch on ``train``; ``valid`` drives early stopping."""
         self._check_X(train.X, self.capabilities.min_history)
@@ -192,9 +222,10 @@ class TorchNetModel(Model):
         valid_arrays = None
         if valid is not None and len(valid.y) > 0:
             self._check_X(valid.X)
-            valid_arrays = (valid.X, self._standardise(valid.y))
+            valid_arrays = self._samples_and_targets(valid)
         self.network, self.epochs = fit_network(
-            network, (train.X, self._standardise(y)), valid_arrays, self.training, self.config.seed
+            network, self._samples_and_targets(train), valid_arrays, self.training,
+            self.config.seed,
         )
         return self
 
@@ -207,11 +238,14 @@ class TorchNetModel(Model):
 
     def predict(self, X: np.ndarray, groups: np.ndarray | None = None,
                 times: np.ndarray | None = None) -> np.ndarray:
-        """Predicted forward returns, ``(n,)`` float64 (``groups`` is unused)."""
+        """Predicted forward returns, ``(n,)`` float64 in the input's row order (``groups``
+        and ``times`` only reach :meth:`arrange`)."""
         if self.network is None:
             raise RuntimeError(f"{type(self).__name__} must be fitted or loaded before predict")
         self._check_X(X)
-        return predict_network(self.network, X) * self.y_std + self.y_mean
+        samples, slots = self.arrange(X, groups, times)
+        outputs = predict_network(self.network, samples).reshape(-1)[slots]
+        return outputs * self.y_std + self.y_mean
 
     def save(self, directory: Path) -> None:
         """Write the weights (``network.pt``) and config, target scaling and epochs
@@ -236,6 +270,14 @@ class TorchNetModel(Model):
         network.load_state_dict(state)
         model.network = network.eval()
         return model
+
+    def _samples_and_targets(self, data: SupervisedData) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`arrange`'s samples with the standardised labels in their slots (NaN
+        elsewhere)."""
+        samples, slots = self.arrange(data.X, data.groups, data.times)
+        targets = np.full(samples.shape[:-2], np.nan, dtype=np.float32)
+        targets.reshape(-1)[slots] = self._standardise(data.y)
+        return samples, targets
 
     def _standardise(self, y: np.ndarray) -> np.ndarray:
         return ((np.asarray(y, dtype=np.float64) - self.y_mean) / self.y_std).astype(np.float32)

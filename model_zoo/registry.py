@@ -68,7 +68,7 @@ _NET = Capabilities(family="net", sequence=True, gpu=True)
 _TABULAR_NET = Capabilities(family="net", gpu=True)
 _TREE = Capabilities(family="tree")
 _LINEAR = Capabilities(family="linear")
-_RL = Capabilities(family="rl", sequence=True)
+_RL = Capabilities(family="rl")  # the MLP policy reads the flattened window
 _UNIVARIATE = Capabilities(family="econometric", univariate=True, uses_lookback=False,
                            min_history=30)
 

@@ -2,6 +2,18 @@
 
 :class:`~model_zoo.lightning.TorchNetModel` calls :func:`fit_network`; serving a trained
 net never imports this module, so it never pays for importing Lightning.
+
+Two generic extensions serve nets whose output is not one number per window:
+
+- Missing targets. The loss is the mean squared error over the *finite* targets; a NaN
+  target is left out (of the training loss and of the validation loss). A network may map a
+  sample to several outputs: a panel net (``gnn``) stacks one time step's assets in a sample
+  padded to the number of assets, and the padding's targets are NaN. With all targets finite
+  (every other net) this is the plain MSE. Targets may have any shape the network's output
+  has (the denoising autoencoder of ``dae_lgbm`` reconstructs its flattened input).
+- Auxiliary loss. A network that defines ``auxiliary_loss()`` (a scalar tensor computed in
+  its latest training forward pass, e.g. TabNet's mask sparsity penalty) has it added to the
+  training loss; the validation loss that early stopping compares stays the MSE.
 """
 
 from __future__ import annotations
@@ -22,7 +34,8 @@ def seed_everything(seed: int) -> None:
 
 
 class RegressionModule(L.LightningModule):
-    """Lightning wrapper: MSE regression of a network's ``(batch,)`` output.
+    """Lightning wrapper: MSE regression of a network's output on its finite targets (plus
+    the network's ``auxiliary_loss()`` in training, if it defines one).
 
     Tracks the validation loss itself (exact mean over all validation rows) and keeps a
     CPU copy of the weights with the lowest one and its epoch, restored by
@@ -33,7 +46,6 @@ class RegressionModule(L.LightningModule):
         super().__init__()
         self.network = network
         self.training_hparams = training
-        self.loss_fn = nn.MSELoss()
         self.best_val_loss = float("inf")
         self.best_state: dict[str, torch.Tensor] | None = None
         self.best_epoch = 0
@@ -47,7 +59,11 @@ class RegressionModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         x, y = batch
-        loss = self.loss_fn(self(x), y)
+        squared_error, count = masked_squared_error(self(x), y)
+        loss = squared_error / count.clamp(min=1)
+        auxiliary_loss = getattr(self.network, "auxiliary_loss", None)
+        if callable(auxiliary_loss):
+            loss = loss + auxiliary_loss()
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
@@ -60,8 +76,9 @@ class RegressionModule(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
         x, y = batch
-        self._val_sse += float(((self(x) - y) ** 2).sum())
-        self._val_count += len(y)
+        squared_error, count = masked_squared_error(self(x), y)
+        self._val_sse += float(squared_error)
+        self._val_count += int(count)
 
     def on_validation_epoch_end(self) -> None:
         val_loss = self._val_sse / max(self._val_count, 1)
@@ -114,9 +131,11 @@ def fit_network(
     Parameters
     ----------
     network : nn.Module
-        Maps a ``(batch, lookback, features)`` float32 tensor to ``(batch,)``.
+        Maps a ``(batch, lookback, features)`` float32 tensor to ``(batch,)``; more
+        generally a batch of samples ``X[i]`` to outputs shaped like ``y[i]``.
     train, valid : tuple[np.ndarray, np.ndarray]
-        ``(X, y)`` arrays; ``y`` already standardised by the caller. With ``valid``, training
+        ``(X, y)`` arrays; ``y`` already standardised by the caller, NaN where a target is
+        missing (left out of the loss). With ``valid``, training
         stops early on validation loss and the weights of the best epoch are restored.
         Without it (the refit on all history), training runs exactly ``max_epochs`` epochs
         and keeps the last weights: nothing stops it early, ``cosine`` anneals over those
@@ -179,3 +198,14 @@ def _tensor_dataset(X: np.ndarray, y: np.ndarray) -> TensorDataset:
         torch.as_tensor(np.asarray(X, dtype=np.float32)),
         torch.as_tensor(np.asarray(y, dtype=np.float32)),
     )
+
+
+def masked_squared_error(output: torch.Tensor, target: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of squared errors over the finite targets, and how many there are.
+
+    A NaN target (a padded slot) contributes neither error nor gradient.
+    """
+    known = torch.isfinite(target)
+    error = torch.where(known, output - target, torch.zeros_like(output))
+    return (error**2).sum(), known.sum()
