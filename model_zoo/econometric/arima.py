@@ -46,6 +46,7 @@ from model_zoo.base import (
     SupervisedData,
     check_windows,
 )
+from model_zoo.econometric.series import contiguous_segments
 from model_zoo.registry import (
     ARCHITECTURES,
     read_model_meta,
@@ -159,24 +160,10 @@ class ARIMAModel(Model):
 
     def _segments(self, X: np.ndarray, groups: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Split rows into runs of overlapping windows; return (rows, rebuilt series) pairs."""
-        if X.ndim != 3 or X.shape[1:] != (self.config.lookback, len(self.config.feature_names)):
-            raise ValueError(
-                f"ARIMAModel expects X of shape (n, {self.config.lookback}, "
-                f"{len(self.config.feature_names)}); got {X.shape}"
-            )
-        column = np.asarray(X[:, :, self.column], dtype=np.float64)
-        groups = np.asarray(groups)
-        segments = []
-        for group in dict.fromkeys(groups.tolist()):
-            rows = np.flatnonzero(groups == group)
-            overlaps = np.all(
-                np.isclose(column[rows[1:], :-1], column[rows[:-1], 1:], equal_nan=True),
-                axis=1,
-            )
-            for run in np.split(rows, np.flatnonzero(~overlaps) + 1):
-                series = np.concatenate([column[run[0]], column[run[1:], -1]])
-                segments.append((run, series))
-        return segments
+        if X.ndim == 3 and X.shape[2] != len(self.config.feature_names):
+            raise ValueError(f"ARIMAModel expects X of shape (n, {self.config.lookback}, "
+                             f"{len(self.config.feature_names)}); got {X.shape}")
+        return contiguous_segments(X, groups, self.column, self.config.lookback, "ARIMAModel")
 
     def _forecast_scaled(
         self, segments: list[tuple[np.ndarray, np.ndarray]], n_rows: int
