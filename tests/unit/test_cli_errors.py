@@ -165,7 +165,8 @@ def test_daily_files_stamped_at_different_hours_are_refused_or_aligned(home):
     assert stored["close"].to_list() == later["close"].to_list()
 
 
-@pytest.mark.parametrize("command", [["run", "--profile", "smoke"], ["select", "--profile", "smoke"]])
+@pytest.mark.parametrize("command", [["run", "--profile", "smoke"],
+                                     ["select", "--profile", "smoke"]])
 def test_run_and_select_wait_for_the_writer_of_their_home(home, command):
     env = {**os.environ, "FACTORY_HOME": str(home)}
     with writer_lock(FactoryPaths(home), "factory ingest x.csv"):
