@@ -88,6 +88,15 @@ class GridConfig(_Frozen):
     feature_sets: tuple[str, ...]
     exclusions: tuple[ExclusionRule, ...] = ()
     seed: int = 0
+    only: tuple[str, ...] = ()
+    """Train only these architectures (a profile's part of the zoo); empty: all of them."""
+
+    @model_validator(mode="after")
+    def _only_known(self) -> GridConfig:
+        unknown = [name for name in self.only if name not in self.architectures]
+        if unknown:
+            raise ValueError(f"grid.only names architectures the grid lacks: {unknown}")
+        return self
 
 
 class EvaluationConfig(_Frozen):

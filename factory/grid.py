@@ -173,7 +173,7 @@ def expand(config: FactoryConfig, symbols: tuple[str, ...] = ()) -> GridExpansio
     specs: list[RunSpec] = []
     excluded: list[ExcludedCell] = []
     grid = config.grid
-    for arch in grid.architectures:
+    for arch in (a for a in grid.architectures if not grid.only or a in grid.only):
         combos = _hparam_combinations(
             grid.architectures[arch].hparams, grid.architectures[arch].fixed
         )

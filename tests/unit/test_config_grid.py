@@ -85,3 +85,23 @@ def test_full_grid_count_is_the_product_minus_exclusions():
         kept = cells - sum(1 for c in expand(config).excluded if c.arch == arch)
         expected += kept * combos
     assert len(expand(config).specs) == expected
+
+
+def test_a_profile_trains_only_its_part_of_the_zoo_and_names_must_exist(tmp_path):
+    from model_zoo.registry import ARCHITECTURES
+
+    assert {s.arch for s in expand(load_config("smoke"), ("AAA",)).specs} == {
+        "lstm", "lightgbm", "arima"}
+    assert {s.arch for s in expand(load_config("ci"), ("AAA", "BBB")).specs} == set(ARCHITECTURES)
+    conf = _copy_conf(tmp_path)
+    profile = conf / "profiles" / "smoke.yaml"
+    profile.write_text(profile.read_text().replace("only: [lstm,", "only: [no_such_net,"))
+    with pytest.raises(ConfigError, match="no_such_net"):
+        load_config("smoke", conf_dir=conf)
+
+
+def test_panel_models_are_dropped_on_a_one_asset_universe_with_the_reason():
+    expansion = expand(load_config("ci"), ("AAA",))
+    dropped = {cell.arch: cell.reason for cell in expansion.excluded}
+    assert set(dropped) == {"var", "gnn"}
+    assert "panel of assets" in dropped["var"] and "AAA" in dropped["var"]
