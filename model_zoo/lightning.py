@@ -181,6 +181,7 @@ class TorchNetModel(Model):
         self.y_mean = 0.0
         self.y_std = 1.0
         self.epochs: int | None = None
+        self.optimizer_state: dict | None = None
 
     def build_network(self, config: ModelConfig, params: Mapping[str, Any]) -> nn.Module:
         """Return a fresh network for ``config`` (input shape) and validated ``params``."""
@@ -223,7 +224,7 @@ class TorchNetModel(Model):
         if valid is not None and len(valid.y) > 0:
             self._check_X(valid.X)
             valid_arrays = self._samples_and_targets(valid)
-        self.network, self.epochs = fit_network(
+        self.network, self.epochs, self.optimizer_state = fit_network(
             network, self._samples_and_targets(train), valid_arrays, self.training,
             self.config.seed,
         )
@@ -248,13 +249,14 @@ class TorchNetModel(Model):
         return outputs * self.y_std + self.y_mean
 
     def save(self, directory: Path) -> None:
-        """Write the weights (``network.pt``) and config, target scaling and epochs
-        (``model.json``)."""
+        """Write the weights (``network.pt``), the optimiser's state (``optimizer.pt``) and
+        config, target scaling and epochs (``model.json``)."""
         if self.network is None:
             raise RuntimeError(f"{type(self).__name__} must be fitted before save")
         directory = write_model_meta(directory, self.config, self.hparams,
                                      y_mean=self.y_mean, y_std=self.y_std, epochs=self.epochs)
         torch.save(self.network.state_dict(), directory / self.WEIGHTS_FILE)
+        save_optimizer_state(self.optimizer_state, directory)
 
     @classmethod
     def load(cls, directory: Path) -> Self:
@@ -269,6 +271,7 @@ class TorchNetModel(Model):
                            weights_only=True)
         network.load_state_dict(state)
         model.network = network.eval()
+        model.optimizer_state = load_optimizer_state(directory)
         return model
 
     def _samples_and_targets(self, data: SupervisedData) -> tuple[np.ndarray, np.ndarray]:
@@ -290,3 +293,19 @@ class TorchNetModel(Model):
                 f"{type(self).__name__} expects X of shape (n, {expected[0]}, {expected[1]}) "
                 f"(lookback, features {list(self.config.feature_names)}); got {X.shape}"
             )
+
+
+OPTIMIZER_FILE = "optimizer.pt"
+
+
+def save_optimizer_state(state: dict | None, directory: Path) -> None:
+    """Write the optimiser's state beside the weights (nothing for a model without one)."""
+    if state is not None:
+        torch.save(state, Path(directory) / OPTIMIZER_FILE)
+
+
+def load_optimizer_state(directory: Path) -> dict | None:
+    """The optimiser's state :func:`save_optimizer_state` wrote (``weights_only``), or None
+    for a checkpoint saved before it was kept."""
+    path = Path(directory) / OPTIMIZER_FILE
+    return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None

@@ -125,8 +125,9 @@ def fit_network(
     valid: tuple[np.ndarray, np.ndarray] | None,
     training: TrainingHParams,
     seed: int,
-) -> tuple[nn.Module, int]:
-    """Train ``network`` in place with the shared loop; return it and its epoch count.
+) -> tuple[nn.Module, int, dict]:
+    """Train ``network`` in place with the shared loop; return it, its epoch count and the
+    optimiser's state.
 
     Parameters
     ----------
@@ -153,6 +154,9 @@ def fit_network(
     epochs : int
         Epochs that produced its weights: the best epoch when restored from validation,
         otherwise every epoch trained.
+    optimizer_state : dict
+        The optimiser's ``state_dict`` at the end of training (moments, step counts), on
+        the CPU, for a checkpoint that can resume training.
     """
     with quiet_single_threaded():
         L.seed_everything(seed, workers=True, verbose=False)
@@ -190,7 +194,19 @@ def fit_network(
     if module.best_state is not None:
         network.load_state_dict(module.best_state)
         epochs = module.best_epoch
-    return network.cpu().eval(), epochs
+    optimizer_state = _to_cpu(trainer.optimizers[0].state_dict())
+    return network.cpu().eval(), epochs, optimizer_state
+
+
+def _to_cpu(state):
+    """A copy of a (nested) state dict with every tensor on the CPU."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().cpu()
+    if isinstance(state, dict):
+        return {key: _to_cpu(value) for key, value in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(_to_cpu(value) for value in state)
+    return state
 
 
 def _tensor_dataset(X: np.ndarray, y: np.ndarray) -> TensorDataset:

@@ -31,7 +31,12 @@ from scipy.special import ndtri
 from torch import nn
 
 from model_zoo.base import Capabilities, Model, ModelConfig, SupervisedData, check_windows
-from model_zoo.lightning import TrainingHParams, predict_network
+from model_zoo.lightning import (
+    TrainingHParams,
+    load_optimizer_state,
+    predict_network,
+    save_optimizer_state,
+)
 from model_zoo.registry import (
     ARCHITECTURES,
     read_model_meta,
@@ -187,6 +192,7 @@ class DAELightGBMModel(Model):
         self.network: DenoisingAutoencoder | None = None
         self.rank_gauss: list[tuple[np.ndarray, np.ndarray]] = []
         self.epochs: int | None = None
+        self.optimizer_state: dict | None = None
 
     def fit(self, train: SupervisedData, valid: SupervisedData | None = None) -> Self:
         """Fit the rank-gauss and the autoencoder on ``train`` (early stopping on
@@ -203,7 +209,7 @@ class DAELightGBMModel(Model):
         train_inputs = rank_gauss(train.X, self.rank_gauss)
         valid_inputs = None if valid is None else rank_gauss(valid.X, self.rank_gauss)
         seed_everything(self.config.seed)
-        self.network, self.epochs = fit_network(
+        self.network, self.epochs, self.optimizer_state = fit_network(
             self._build_network(), (train_inputs, train_inputs.reshape(len(train_inputs), -1)),
             None if valid_inputs is None else (valid_inputs,
                                                valid_inputs.reshape(len(valid_inputs), -1)),
@@ -235,13 +241,15 @@ class DAELightGBMModel(Model):
 
     def save(self, directory: Path) -> None:
         """Write ``model.json`` (config, epochs, rank-gauss quantiles), the autoencoder's
-        weights (``dae.pt``) and the booster (``lightgbm/``)."""
+        weights (``dae.pt``) and optimiser state (``optimizer.pt``), and the booster
+        (``lightgbm/``)."""
         if self.network is None:
             raise RuntimeError("DAELightGBMModel must be fitted before save")
         quantiles = [[q.tolist(), s.tolist()] for q, s in self.rank_gauss]
         directory = write_model_meta(directory, self.config, self.hparams, epochs=self.epochs,
                                      rank_gauss=quantiles)
         torch.save(self.network.state_dict(), directory / self.WEIGHTS_FILE)
+        save_optimizer_state(self.optimizer_state, directory)
         self.trees.save(directory / self.TREES_DIR)
 
     @classmethod
@@ -257,6 +265,7 @@ class DAELightGBMModel(Model):
         network.load_state_dict(torch.load(directory / cls.WEIGHTS_FILE, map_location="cpu",
                                            weights_only=True))
         model.network = network.eval()
+        model.optimizer_state = load_optimizer_state(directory)
         model.trees = LightGBMModel.load(directory / cls.TREES_DIR)
         return model
 

@@ -366,3 +366,15 @@ def test_the_signal_beats_a_shuffled_label_baseline(name, planted):
 def _r_squared(pred: np.ndarray, y: np.ndarray) -> float:
     """Out-of-sample R^2 against the test labels' own mean."""
     return float(1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2))
+
+
+def test_a_nets_checkpoint_keeps_its_optimiser_state(fitted, tmp_path):
+    """Weights, optimiser state, config and target scaling: enough to predict or resume."""
+    name, model = fitted
+    if capabilities(name).family != "net":
+        pytest.skip(f"{name} has no optimiser")
+    model.save(tmp_path / name)
+    restored = load_model(name, tmp_path / name).optimizer_state
+    assert restored["state"], name  # Adam's moments, one entry per parameter tensor
+    assert restored["param_groups"][0]["lr"] == model.optimizer_state["param_groups"][0]["lr"]
+
