@@ -60,6 +60,8 @@ serve: install
 bench: install
 	$(BIN)/python bench/demo_wall_time.py
 	$(BIN)/python bench/ingest_wall_time.py
+	$(BIN)/python bench/rating.py
+	$(BIN)/python bench/zoo.py
 
 clean-data:
 	rm -rf data mlflow/mlflow.db mlflow/artifacts .prefect
