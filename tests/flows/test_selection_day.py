@@ -1,4 +1,8 @@
-"""A compressed day of the factory running by itself, through a real Prefect API, a real
+"""(Named to run after test_flow_logs.py: in one pytest process, after this module's
+in-process snapshot flows, a later harness's flow runs did not ship their logs to the API;
+not yet explained, see the issue note.)
+
+A compressed day of the factory running by itself, through a real Prefect API, a real
 sqlite MLflow and real Delta tables: ingest with bars held back, the factory run, a selection,
 snapshots that release the held-back bars and score them with every model in evaluation,
 then the next selection.
