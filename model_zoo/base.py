@@ -155,6 +155,21 @@ def check_windows(X: np.ndarray, where: str, min_rows: int = 0) -> None:
                          f"{min_rows} are needed")
 
 
+def least_squares_line(score: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``(intercept, slope)`` of ``y ~ intercept + slope * score`` on the training rows.
+
+    How a model whose raw output is not a return (a filtered forecast in scaled units, a
+    probability, a policy's preference) maps it to a forecast of the forward return; the
+    slope is 0 when ``score`` is constant.
+    """
+    score = np.asarray(score, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    centred = score - score.mean()
+    variance = float(centred @ centred)
+    slope = float(centred @ (y - y.mean()) / variance) if variance > 1e-12 else 0.0
+    return float(y.mean() - slope * score.mean()), slope
+
+
 def default_times(groups: np.ndarray) -> np.ndarray:
     """Times when none are given: each group's windows numbered 0, 1, ... in row order, so
     that windows of different groups at the same row offset share a time."""

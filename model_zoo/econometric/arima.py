@@ -45,6 +45,7 @@ from model_zoo.base import (
     ModelConfig,
     SupervisedData,
     check_windows,
+    least_squares_line,
 )
 from model_zoo.econometric.series import contiguous_segments
 from model_zoo.registry import (
@@ -186,11 +187,7 @@ class ARIMAModel(Model):
 
     def _calibrate(self, forecast: np.ndarray, y: np.ndarray) -> None:
         """Least-squares ``y ~ intercept + slope * forecast`` on the training rows."""
-        y = np.asarray(y, dtype=np.float64)
-        centred = forecast - forecast.mean()
-        variance = float(centred @ centred)
-        self.slope = float(centred @ (y - y.mean()) / variance) if variance > 1e-12 else 0.0
-        self.intercept = float(y.mean() - self.slope * forecast.mean())
+        self.intercept, self.slope = least_squares_line(forecast, y)
 
 
 def _time_invariant(matrix: np.ndarray, name: str) -> np.ndarray:

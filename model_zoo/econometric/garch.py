@@ -49,6 +49,7 @@ from model_zoo.base import (
     ModelConfig,
     SupervisedData,
     check_windows,
+    least_squares_line,
 )
 from model_zoo.econometric.series import contiguous_segments
 from model_zoo.registry import (
@@ -187,11 +188,7 @@ class GARCHModel(Model):
 
     def _calibrate(self, signal: np.ndarray, y: np.ndarray) -> None:
         """Least-squares ``y ~ intercept + slope * signal`` on the training rows."""
-        y = np.asarray(y, dtype=np.float64)
-        centred = signal - signal.mean()
-        spread = float(centred @ centred)
-        self.slope = float(centred @ (y - y.mean()) / spread) if spread > 1e-12 else 0.0
-        self.intercept = float(y.mean() - self.slope * signal.mean())
+        self.intercept, self.slope = least_squares_line(signal, y)
 
 
 def two_step_forecast(series: np.ndarray, mean_params: np.ndarray, variance_params: np.ndarray,

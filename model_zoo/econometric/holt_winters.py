@@ -56,6 +56,7 @@ from model_zoo.base import (
     ModelConfig,
     SupervisedData,
     check_windows,
+    least_squares_line,
 )
 from model_zoo.econometric.series import contiguous_segments
 from model_zoo.registry import (
@@ -197,8 +198,4 @@ class HoltWintersModel(Model):
 
     def _calibrate(self, forecast: np.ndarray, y: np.ndarray) -> None:
         """Least-squares ``y ~ intercept + slope * forecast`` on the training rows."""
-        y = np.asarray(y, dtype=np.float64)
-        centred = forecast - forecast.mean()
-        spread = float(centred @ centred)
-        self.slope = float(centred @ (y - y.mean()) / spread) if spread > 1e-12 else 0.0
-        self.intercept = float(y.mean() - self.slope * forecast.mean())
+        self.intercept, self.slope = least_squares_line(forecast, y)

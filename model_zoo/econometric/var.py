@@ -41,6 +41,7 @@ from model_zoo.base import (
     SupervisedData,
     check_windows,
     default_times,
+    least_squares_line,
 )
 from model_zoo.registry import (
     ARCHITECTURES,
@@ -206,11 +207,7 @@ class VARModel(Model):
 
     def _calibrate(self, forecast: np.ndarray, y: np.ndarray) -> None:
         """Least-squares ``y ~ intercept + slope * forecast`` on the training rows."""
-        y = np.asarray(y, dtype=np.float64)
-        centred = forecast - forecast.mean()
-        spread = float(centred @ centred)
-        self.slope = float(centred @ (y - y.mean()) / spread) if spread > 1e-12 else 0.0
-        self.intercept = float(y.mean() - self.slope * forecast.mean())
+        self.intercept, self.slope = least_squares_line(forecast, y)
 
 
 def _longest_complete_run(panel: np.ndarray) -> np.ndarray:

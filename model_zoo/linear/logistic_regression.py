@@ -25,7 +25,14 @@ from typing import Any, ClassVar, Self
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from model_zoo.base import Capabilities, Model, ModelConfig, SupervisedData, check_windows
+from model_zoo.base import (
+    Capabilities,
+    Model,
+    ModelConfig,
+    SupervisedData,
+    check_windows,
+    least_squares_line,
+)
 from model_zoo.classical import flatten_windows, load_estimator, save_estimator
 from model_zoo.registry import (
     ARCHITECTURES,
@@ -134,7 +141,4 @@ class LogisticRegressionModel(Model):
 
     def _calibrate(self, centred: np.ndarray, y: np.ndarray) -> None:
         """Least-squares ``y ~ intercept + slope * centred`` on the training rows."""
-        deviation = centred - centred.mean()
-        variance = float(deviation @ deviation)
-        self.slope = float(deviation @ (y - y.mean()) / variance) if variance > 1e-12 else 0.0
-        self.intercept = float(y.mean() - self.slope * centred.mean())
+        self.intercept, self.slope = least_squares_line(centred, y)

@@ -43,7 +43,14 @@ from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.vec_env import DummyVecEnv
 from stable_baselines3.dqn.policies import DQNPolicy
 
-from model_zoo.base import Capabilities, Model, ModelConfig, SupervisedData, check_windows
+from model_zoo.base import (
+    Capabilities,
+    Model,
+    ModelConfig,
+    SupervisedData,
+    check_windows,
+    least_squares_line,
+)
 from model_zoo.registry import read_model_meta, resolve_hparams, write_model_meta
 from model_zoo.rl.env import TradingEnv, action_space, observation_space
 
@@ -229,7 +236,7 @@ class RLAgentModel(Model):
 
     def _calibrate(self, score: np.ndarray, y: np.ndarray) -> None:
         """Least-squares ``y ~ intercept + slope * score`` on the training rows."""
-        self.intercept, self.slope = _least_squares_line(score, y)
+        self.intercept, self.slope = least_squares_line(score, y)
 
     def _check_X(self, X: np.ndarray, what: str, min_rows: int = 0) -> None:
         name = type(self).__name__
@@ -240,15 +247,6 @@ class RLAgentModel(Model):
                 f"{name} expects X of shape (n, {expected[0]}, {expected[1]}) "
                 f"(lookback, features {list(self.config.feature_names)}); got {X.shape}"
             )
-
-
-def _least_squares_line(score: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """``(intercept, slope)`` of ``y ~ intercept + slope * score``; slope 0 for a constant."""
-    y = np.asarray(y, dtype=np.float64)
-    centred = score - score.mean()
-    variance = float(centred @ centred)
-    slope = float(centred @ (y - y.mean()) / variance) if variance > 1e-12 else 0.0
-    return float(y.mean() - slope * score.mean()), slope
 
 
 def _policy_score(policy: BasePolicy, obs: torch.Tensor) -> np.ndarray:
@@ -303,7 +301,7 @@ class _KeepBest(BaseCallback):
         self.last_checked = steps
         self.next_check = (steps // self.eval_freq + 1) * self.eval_freq
         self.owner.policy = self.model.policy
-        intercept, slope = _least_squares_line(self.owner.score(self.train.X), self.train.y)
+        intercept, slope = least_squares_line(self.owner.score(self.train.X), self.train.y)
         forecast = intercept + slope * self.owner.score(self.valid.X)
         mse = float(np.mean((np.asarray(self.valid.y, dtype=np.float64) - forecast) ** 2))
         if mse < self.best_mse:
