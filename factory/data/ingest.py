@@ -1,5 +1,8 @@
 """Ingest, end to end in plain Python: read every source, settle duplicates, commit once.
 
+Bars go to the bitemporal ``bars`` table; ``kind="sentiment"`` or ``"onchain"`` ingests user
+files of those tables instead, by the same rules (see ``side_tables``).
+
 ``factory ingest`` calls this directly (no Prefect API to start: a re-ingest of unchanged data
 takes a couple of seconds), and the Prefect ``ingest`` flow wraps the same function for runs
 triggered from the UI. Sources are read and checked completely before the lake is touched;
@@ -21,12 +24,15 @@ from factory.data.frequency import BarFrequency, align_daily_bars
 from factory.data.lake import IngestResult, Lake
 from factory.data.replay import hold_back
 from factory.data.schema import DataQualityError, QualityFailure
+from factory.data.side_tables import SIDE_KINDS, ingest_side_table, read_side_file
 from factory.data.sources import ReadOptions, load_bokeh_stocks, load_demo_bars, read_bar_file
 from factory.locking import writer_lock
 from factory.paths import FactoryPaths
 
 DuplicatePolicy = Literal["reject", "keep-last", "keep-first"]
 DUPLICATE_POLICIES: tuple[str, ...] = ("reject", "keep-last", "keep-first")
+KINDS: tuple[str, ...] = ("bars", *SIDE_KINDS)
+"""What an ingest can write: bars (default), or a sentiment or on-chain table."""
 PACKAGED: dict[str, Callable[[], pl.DataFrame]] = {"demo": load_demo_bars,
                                                    "bokeh": load_bokeh_stocks}
 """Real daily bars shipped inside PyPI packages: arch (S&P 500, Nasdaq), bokeh_sampledata."""
@@ -56,6 +62,15 @@ class IngestOptions:
     hold_back
         Keep the last ``hold_back`` bars (timestamps of the universe) out of the lake, for
         the replay feed to release later (``factory replay``); 0 ingests everything.
+    kind
+        ``bars`` (default), ``sentiment`` or ``onchain``: which table the sources hold. The
+        side tables come from files only, and take none of the bar-only options
+        (``align_daily_bars``, ``calendar``, ``hold_back``).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``kind``, or a bar-only option given with a side table.
     """
 
     read: ReadOptions = field(default_factory=ReadOptions)
@@ -64,6 +79,18 @@ class IngestOptions:
     align_daily_bars: bool = False
     calendar: str | None = None
     hold_back: int = 0
+    kind: str = "bars"
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown kind {self.kind!r}; known: {', '.join(KINDS)}")
+        if self.kind != "bars":
+            given = [option for option, value in (
+                ("--align-daily-bars", self.align_daily_bars), ("--calendar", self.calendar),
+                ("--hold-back", self.hold_back)) if value]
+            if given:
+                raise ValueError(f"{', '.join(given)}: for bars only, not for {self.kind} "
+                                 "tables")
 
 
 @dataclass(frozen=True)
@@ -77,8 +104,11 @@ class IngestReport:
 
 
 def read_source(source: str, options: IngestOptions) -> pl.DataFrame:
-    """Read one source: a packaged data set's name or a CSV/Parquet path."""
+    """Read one source: a packaged data set's name or a CSV/Parquet path (of ``options.kind``)."""
     if source in PACKAGED:
+        if options.kind != "bars":
+            raise ValueError(f"{source!r} is a packaged data set of bars; {options.kind} "
+                             "tables come from CSV/Parquet files (--source PATH)")
         if options.read.symbol:
             raise ValueError(f"--symbol names the asset of a file; {source!r} is a packaged "
                              "data set with its own symbols (use --symbols to pick some)")
@@ -87,13 +117,17 @@ def read_source(source: str, options: IngestOptions) -> pl.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"{source}: no such file (sources are CSV/Parquet paths or "
                                 f"one of {', '.join(PACKAGED)})")
-    return read_bar_file(path, options.read)
+    if options.kind == "bars":
+        return read_bar_file(path, options.read)
+    return read_side_file(path, options.kind, options.read)
 
 
 def prepare_bars(sources: Sequence[str], options: IngestOptions,
                  known: Mapping[str, BarFrequency] | None = None,
                  ) -> tuple[pl.DataFrame, list[str]]:
     """Read every source, keep the wanted symbols, align if asked and settle duplicates.
+
+    Sources hold bars, or the side table ``options.kind`` names; the steps are the same.
 
     Parameters
     ----------
@@ -108,8 +142,8 @@ def prepare_bars(sources: Sequence[str], options: IngestOptions,
     Returns
     -------
     bars, dropped
-        The bars to commit (with provenance columns where the source had them) and a
-        description of each duplicate row dropped by the policy.
+        The bars (or side-table rows) to commit, with provenance columns where the source
+        had them, and a description of each duplicate row dropped by the policy.
 
     Raises
     ------
@@ -215,6 +249,9 @@ def ingest_sources(paths: FactoryPaths, sources: Sequence[str],
                    on_wait: Callable[[str], None] | None = None) -> IngestReport:
     """Read, check and commit ``sources`` to the lake of ``paths``, as its only writer.
 
+    Bars go to the ``bars`` table; with ``options.kind`` ``sentiment`` or ``onchain`` the
+    rows go to that table (``side_tables.ingest_side_table``), by the same bitemporal rules.
+
     Parameters
     ----------
     paths
@@ -229,7 +266,8 @@ def ingest_sources(paths: FactoryPaths, sources: Sequence[str],
     Returns
     -------
     IngestReport
-        The lake version and row counts, dropped duplicates and each symbol's frequency.
+        The table's version and row counts, dropped duplicates and (bars) each symbol's
+        frequency.
 
     Raises
     ------
@@ -238,8 +276,13 @@ def ingest_sources(paths: FactoryPaths, sources: Sequence[str],
     """
     options = options or IngestOptions()
     lake = Lake(paths.lake)
-    command = "factory ingest " + " ".join(sources)
+    kind = "" if options.kind == "bars" else f"--kind {options.kind} "
+    command = f"factory ingest {kind}" + " ".join(sources)
     with writer_lock(paths, command, wait=wait, on_wait=on_wait):
+        if options.kind != "bars":
+            rows, dropped = prepare_bars(sources, options)
+            result = ingest_side_table(lake, rows, options.kind, ", ".join(sources))
+            return IngestReport(result, len(dropped), tuple(dropped[:_SHOWN]))
         bars, dropped = prepare_bars(sources, options, lake.bar_frequencies())
         if options.hold_back:
             bars = hold_back(paths.replay, bars, options.hold_back)

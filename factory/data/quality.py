@@ -5,15 +5,21 @@ lazily, once per process (building them is slow); each call then only hands a ne
 to the cached batch definition. Every failed expectation is collected into one
 ``DataQualityError`` that names the file, the column(s), the number of offending rows and
 example row numbers.
+
+The helpers that make that possible are shared with ``feature_quality`` (feature, sentiment and
+on-chain suites) and ``data_docs`` (the same suites in a file-backed context): `Check` labels
+an expectation with the column and rule its failures are reported under, and `failures_in`
+turns a GX validation result back into `QualityFailure` lines in the order of the checks.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -27,7 +33,20 @@ from factory.data.schema import (
     rows_fail,
 )
 
-__all__ = ["MAX_PRICE", "MAX_VOLUME", "ROW_NUMBER_NOTE", "validate_bars"]
+__all__ = [
+    "MAX_PRICE",
+    "MAX_VOLUME",
+    "ROW_NUMBER_NOTE",
+    "GX_LOCK",
+    "Check",
+    "RowNamer",
+    "bar_checks",
+    "bars_gx_frame",
+    "ephemeral_context",
+    "failures_in",
+    "quiet_great_expectations",
+    "validate_bars",
+]
 
 # Bounds beyond which a number is a unit or parsing mistake, never a real bar. The dearest
 # traded instruments (Berkshire A, bitcoin) cost ~1e6 in their quote currency, so a price
@@ -46,25 +65,48 @@ _ORDERED_PAIRS: tuple[tuple[str, str], ...] = (
     ("close", "low"),
 )
 
-_lock = threading.Lock()
+GX_LOCK = threading.Lock()
+"""One great-expectations call at a time per process: its contexts are not thread-safe."""
+
+
+class RowNamer(Protocol):
+    """Names rows of a validated frame for messages (`provenance.Locator` is one)."""
+
+    source: str
+
+    def where(self, positions: Sequence[int]) -> str:
+        """Phrase up to a few 0-based ``positions`` (``"lines 3, 5"``)."""
+        ...
+
+    def note(self) -> str:
+        """Say how the row numbers in messages count."""
+        ...
 
 
 @dataclass(frozen=True)
-class _Check:
+class Check:
     """One expectation with the column label and rule text used in error messages."""
 
     expectation: Any
     column: str
     rule: str
 
+    def labelled(self, order: int) -> Any:
+        """The expectation, carrying its label, rule and position in ``meta``.
+
+        Results name their expectation's configuration, so a failure can be described from
+        the result alone, in any GX context, and reported in the order the checks were given.
+        """
+        self.expectation.meta = {"column": self.column, "rule": self.rule, "order": order}
+        return self.expectation
+
 
 @dataclass(frozen=True)
 class _Validator:
-    """The cached GX objects: a batch definition to feed frames to, a suite, its checks."""
+    """The cached GX objects: a batch definition to feed frames to, and a suite."""
 
     batch_definition: Any
     suite: Any
-    checks: tuple[_Check, ...]
 
 
 def _short(bound: float) -> str:
@@ -82,7 +124,7 @@ def _plausible(column: str) -> str:
     return f"plausible_{column}"
 
 
-def _gx_frame(df: pl.DataFrame) -> Any:
+def bars_gx_frame(df: pl.DataFrame) -> Any:
     """The pandas frame GX checks: NaN becomes +inf (pandas would call it null) and every
     price gets its plausible copy (see ``_plausible``)."""
     return df.select(
@@ -97,17 +139,17 @@ def _gx_frame(df: pl.DataFrame) -> Any:
     ).to_pandas()
 
 
-def _bar_checks() -> tuple[_Check, ...]:
+def bar_checks() -> tuple[Check, ...]:
     """Build the bar expectations, in the order their failures are reported."""
     import great_expectations as gx
 
     ex = gx.expectations
     checks = [
-        _Check(ex.ExpectColumnValuesToNotBeNull(column=c), c, f"{c} is not null")
+        Check(ex.ExpectColumnValuesToNotBeNull(column=c), c, f"{c} is not null")
         for c in BAR_COLUMNS
     ]
     checks += [
-        _Check(
+        Check(
             ex.ExpectColumnPairValuesAToBeGreaterThanB(  # among plausible prices only
                 column_A=_plausible(a),
                 column_B=_plausible(b),
@@ -121,25 +163,25 @@ def _bar_checks() -> tuple[_Check, ...]:
         for a, b in _ORDERED_PAIRS
     ]
     checks.append(
-        _Check(
+        Check(
             ex.ExpectColumnValuesToBeBetween(column="volume", min_value=0), "volume", "volume >= 0"
         )
     )
     checks += [
-        _Check(
+        Check(
             ex.ExpectColumnValuesToBeBetween(column=c, min_value=0, strict_min=True), c, f"{c} > 0"
         )
         for c in PRICE_COLUMNS
     ]
     checks.append(
-        _Check(
+        Check(
             ex.ExpectColumnValuesToBeBetween(column="volume", max_value=MAX_VOLUME),
             "volume",
             f"volume is finite and <= {_short(MAX_VOLUME)}",
         )
     )
     checks += [
-        _Check(
+        Check(
             ex.ExpectColumnValuesToBeBetween(column=c, max_value=MAX_PRICE),
             c,
             f"{c} is finite and <= {_short(MAX_PRICE)}",
@@ -147,7 +189,7 @@ def _bar_checks() -> tuple[_Check, ...]:
         for c in PRICE_COLUMNS
     ]
     checks.append(
-        _Check(
+        Check(
             ex.ExpectCompoundColumnsToBeUnique(column_list=["symbol", "ts"]),
             "symbol, ts",
             "(symbol, ts) is unique",
@@ -156,27 +198,37 @@ def _bar_checks() -> tuple[_Check, ...]:
     return tuple(checks)
 
 
-@cache
-def _validator() -> _Validator:
-    """Create the process-wide GX context and suite on first use."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    # GX pins some of its child loggers to INFO itself; quiet them all.
+def quiet_great_expectations() -> None:
+    """Silence GX's loggers (it pins some of its child loggers to INFO itself)."""
     for name in ["great_expectations", *logging.root.manager.loggerDict]:
         if name.startswith("great_expectations"):
             logging.getLogger(name).setLevel(logging.ERROR)
+
+
+@cache
+def ephemeral_context() -> Any:
+    """The process-wide in-memory GX context, quiet and without progress bars."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    quiet_great_expectations()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+@cache
+def _validator() -> _Validator:
+    """Create the process-wide bars suite and batch definition on first use."""
+    import great_expectations as gx
+
+    context = ephemeral_context()
     asset = context.data_sources.add_pandas("factory_bars").add_dataframe_asset("bars")
     batch_definition = asset.add_batch_definition_whole_dataframe("whole_frame")
-    suite = context.suites.add(gx.ExpectationSuite(name="bars"))
-    # The suite hands back the stored expectation (with its id): keep that one.
-    checks = tuple(
-        replace(check, expectation=suite.add_expectation(check.expectation))
-        for check in _bar_checks()
-    )
-    return _Validator(batch_definition, suite, checks)
+    checks = bar_checks()
+    expectations = [check.labelled(i) for i, check in enumerate(checks)]
+    suite = context.suites.add(gx.ExpectationSuite(name="bars", expectations=expectations))
+    return _Validator(batch_definition, suite)
 
 
 def validate_bars(df: pl.DataFrame, source: str) -> None:
@@ -207,30 +259,45 @@ def validate_bars(df: pl.DataFrame, source: str) -> None:
         raise DataQualityError(
             [QualityFailure(source, c, df.height, "missing (required column)") for c in missing]
         )
-    frame = _gx_frame(df)
-    with _lock:
+    frame = bars_gx_frame(df)
+    with GX_LOCK:
         validator = _validator()
         batch = validator.batch_definition.get_batch(batch_parameters={"dataframe": frame})
         outcome = batch.validate(validator.suite, result_format="COMPLETE")
-    by_id = {r.expectation_config.id: r for r in outcome.results}
     locate = Locator(df, source)
-    failures = [
-        _failure(check, by_id[check.expectation.id], locate, df.height)
-        for check in validator.checks
-        if not by_id[check.expectation.id].success
-    ]
+    failures = failures_in(outcome, locate, df.height)
     if failures:
         preamble = f"{source}: {len(failures)} data quality check(s) failed ({locate.note()}):"
         raise DataQualityError(failures, preamble=preamble)
 
 
-def _failure(check: _Check, result: Any, locate: Locator, height: int) -> QualityFailure:
+def failures_in(outcome: Any, locate: RowNamer, height: int) -> list[QualityFailure]:
+    """Describe every failed expectation of a GX suite result, in the order of its checks.
+
+    Parameters
+    ----------
+    outcome
+        The suite's validation result (``result_format="COMPLETE"``), whose expectations
+        were labelled by `Check.labelled`.
+    locate
+        Names the rows of the validated frame, by position.
+    height
+        Rows in the validated frame (the count when a check could not run at all).
+    """
+    failed = [r for r in outcome.results if not r.success]
+    failed.sort(key=lambda r: r.expectation_config.meta["order"])
+    return [_failure(result, locate, height) for result in failed]
+
+
+def _failure(result: Any, locate: RowNamer, height: int) -> QualityFailure:
     """Describe one failed GX expectation result."""
+    label = result.expectation_config.meta
+    column, rule = label["column"], label["rule"]
     error = result.exception_info
     if error.get("raised_exception"):
-        problem = f"check '{check.rule}' could not run: {error['exception_message']}"
-        return QualityFailure(locate.source, check.column, height, problem)
+        problem = f"check '{rule}' could not run: {error['exception_message']}"
+        return QualityFailure(locate.source, column, height, problem)
     rows = result.result.get("unexpected_index_list") or []
     count = result.result.get("unexpected_count", len(rows))
-    problem = rows_fail(count, check.rule, where=locate.where(rows))
-    return QualityFailure(locate.source, check.column, count, problem)
+    problem = rows_fail(count, rule, where=locate.where(rows))
+    return QualityFailure(locate.source, column, count, problem)
