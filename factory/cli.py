@@ -1,5 +1,5 @@
-"""The ``factory`` command: ingest, run, select, snapshot, replay, models, leaderboard,
-check-data, serve, backup, relocate.
+"""The ``factory`` command: ingest, run, select, snapshot, replay, models, features,
+leaderboard, check-data, lake, serve, backup, relocate.
 
 Commands import Prefect and MLflow lazily so ``factory --help``, ``factory run --dry-run`` and
 ``factory ingest`` stay fast; only ``run``, ``select``, ``snapshot`` and ``serve`` need a Prefect
@@ -109,8 +109,13 @@ def ingest(
     hold_back: int = typer.Option(0, help="keep the last N bars out of the lake for "
                                   "`factory replay` to release later"),
     wait: bool = typer.Option(True, help="wait for another writer of this home to finish"),
+    kind: str = typer.Option("bars", help="what the sources hold: bars, sentiment (symbol, "
+                             "ts, score in [-1, 1], optional count) or onchain (symbol, ts, "
+                             "active_addresses, transaction_count, optional exchange_inflow, "
+                             "exchange_outflow)"),
 ) -> None:
-    """Validate bars, then commit them to the bitemporal lake (all or nothing)."""
+    """Validate bars (or a sentiment or on-chain table), then commit them to the bitemporal
+    lake (all or nothing)."""
     from factory.data.ingest import IngestOptions, ingest_sources
     from factory.data.sources import ReadOptions
 
@@ -120,10 +125,11 @@ def ingest(
         read=ReadOptions(symbol=symbol, time_column=time_column, time_unit=time_unit,
                          time_format=time_format),
         symbols=tuple(symbols), on_duplicate=on_duplicate, align_daily_bars=align_daily_bars,
-        calendar=calendar, hold_back=hold_back)
+        calendar=calendar, hold_back=hold_back, kind=kind)
     report = ingest_sources(paths, source, options, wait=wait, on_wait=notice)
     result = report.result
-    console.print(f"lake version {result.version}: {result.rows_added} rows added, "
+    table = "lake" if kind == "bars" else f"{kind} table"
+    console.print(f"{table} version {result.version}: {result.rows_added} rows added, "
                   f"{result.rows_corrected} corrected, {result.rows_unchanged} unchanged")
     if report.dropped_duplicates:
         console.print(f"dropped {report.dropped_duplicates} duplicate rows ({on_duplicate}), "
@@ -142,17 +148,21 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="print the configs and their count"),
     workers: int = typer.Option(0, help="worker processes (0: the profile's setting)"),
     force: bool = typer.Option(False, help="retrain specs already trained on this lake version"),
+    lake_version: int = typer.Option(None, help="read this version of the bars table (time "
+                                     "travel: with --force, reproduces an earlier run)"),
+    side_version: list[str] = typer.Option([], help="TABLE=N: read side table sentiment or "
+                                           "onchain at version N (repeatable)"),
     wait: bool = typer.Option(True, help="wait for another writer of this home to finish"),
 ) -> None:
     """Expand the grid, build features, fan out training, log to MLflow."""
     data = {k: v for k, v in (("source", source), ("symbols", tuple(symbols))) if v}
     config = load_config(profile, data=data)
+    paths = configure_environment()
     if dry_run:
         from factory.reports import print_grid
 
-        print_grid(console, config)
+        print_grid(console, config, _lake_universe(config, paths))
         return
-    paths = configure_environment()
     from factory.data.lake import Lake
     from factory.data.universe import describe_universe
     from factory.locking import writer_lock
@@ -164,12 +174,39 @@ def run(
         for line in universe.lines():
             console.print(line, soft_wrap=True)
         with shared_prefect_api(on_slow_start=notice):
-            summary = run_factory(profile, workers=workers or None, force=force, data=data)
+            summary = run_factory(profile, workers=workers or None, force=force, data=data,
+                                  lake_version=lake_version,
+                                  side_versions=_table_versions(side_version))
     console.print(f"profile {profile}, lake version {summary['lake_version']}: "
                   f"{len(summary['finished'])} trained, {len(summary['failed'])} failed, "
                   f"{summary['n_skipped']} already trained on this lake version")
     if summary["failed"]:
         console.print("[yellow]failed configs are FAILED runs in MLflow, with tracebacks")
+
+
+def _lake_universe(config, paths) -> tuple[tuple[str, ...], dict[str, str]] | None:
+    """The run's symbols and the inputs they lack, where the lake holds them (else None)."""
+    from factory.data.lake import Lake
+    from factory.data.universe import MissingSymbolsError, resolve_symbols
+    from factory.training.datasets import lake_missing_inputs
+
+    lake = Lake(paths.lake)
+    try:
+        symbols = resolve_symbols(config, lake)
+    except MissingSymbolsError:
+        return None
+    return symbols, lake_missing_inputs(lake, symbols)
+
+
+def _table_versions(pairs: list[str]) -> dict[str, int]:
+    """``TABLE=N`` options as a dict; a malformed one is refused with what to write."""
+    versions = {}
+    for pair in pairs:
+        table, _, number = pair.partition("=")
+        if not number.isdigit():
+            raise ValueError(f"--side-version {pair!r}: write TABLE=N, e.g. sentiment=3")
+        versions[table] = int(number)
+    return versions
 
 
 @app.command("select")
@@ -248,6 +285,15 @@ def models() -> None:
 
 @app.command()
 @clean_errors
+def features(profile: str = typer.Option("demo", help="conf/profiles/<profile>.yaml")) -> None:
+    """List the feature sets, the inputs each needs, and whether the profile's grid uses it."""
+    from factory.reports import print_features
+
+    print_features(console, load_config(profile))
+
+
+@app.command()
+@clean_errors
 def leaderboard(profile: str = typer.Option("demo")) -> None:
     """Print the leaderboard: rank, registered model, OOS Sharpe, drawdown, win rate, stage."""
     from factory.reports import print_leaderboard
@@ -263,18 +309,32 @@ def check_data(
     time_column: str = typer.Option(None, help="the time column, if not ts/timestamp/date/..."),
     time_unit: str = typer.Option(None, help="unit of integer times (see `factory ingest`)"),
     time_format: str = typer.Option(None, help="strptime format of text times"),
+    kind: str = typer.Option("bars", help="what the files hold: bars, sentiment or onchain"),
+    lake: bool = typer.Option(True, help="check the lake: bars, sentiment and on-chain "
+                              "tables, and every feature set built from them"),
+    packaged: bool = typer.Option(True, help="check the packaged data sets (demo, bokeh) "
+                                  "and every feature set built from them"),
+    profile: str = typer.Option("demo", help="conf/profiles/<profile>.yaml: the feature "
+                                "sets' parameters"),
 ) -> None:
-    """Validate files (without committing) or the lake's current bars."""
+    """Validate files (without committing), or run every great-expectations suite on the lake
+    and the packaged data and write Data Docs (HTML) under data/quality/docs; exit code 1 when
+    a suite fails."""
     from factory.data.sources import ReadOptions
-    from factory.reports import check_files, check_lake
+    from factory.reports import check_data_quality, check_files
 
     home = configure_environment()
     if paths:
         options = ReadOptions(symbol=symbol, time_column=time_column, time_unit=time_unit,
                               time_format=time_format)
-        check_files(console, [str(p) for p in paths], options)
-    else:
-        check_lake(console, home)
+        check_files(console, [str(p) for p in paths], options, kind=kind)
+        return
+    params = {name: dict(fs.params) for name, fs in load_config(profile).features.items()}
+    report = check_data_quality(console, home, lake=lake, packaged=packaged, params=params)
+    if report.failed:
+        _fail(f"{len(report.failed)} data quality suite(s) failed: "
+              f"{', '.join(r.name for r in report.failed)}; details above and in the Data "
+              f"Docs at {report.index}")
 
 
 @app.command()

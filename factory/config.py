@@ -40,9 +40,11 @@ class DataConfig(_Frozen):
 
 
 class FeatureSetConfig(_Frozen):
-    """Parameters of one feature set (see feature_sets/)."""
+    """Parameters of one feature set (see feature_sets/) and the normaliser its features
+    get, fitted on each training fold only (``factory.training.normalisers``)."""
 
     params: dict[str, int | float] = Field(default_factory=dict)
+    normaliser: Literal["zscore", "rank_gauss"] = "zscore"
 
 
 class ExclusionRule(_Frozen):

@@ -23,7 +23,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from factory.config import EvaluationConfig, ExclusionRule, FactoryConfig
+from feature_sets import feature_set as registered_feature_set
 from model_zoo.registry import capabilities
+
+_LATER_FIELDS = ("normaliser",)
 
 
 class RunSpec(BaseModel):
@@ -43,10 +46,19 @@ class RunSpec(BaseModel):
     evaluation: EvaluationConfig
     symbols: tuple[str, ...]
     seed: int
+    normaliser: str = "zscore"
 
     def canonical_json(self) -> str:
-        """JSON with sorted keys and no whitespace: the input of the id."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """JSON with sorted keys and no whitespace: the input of the id.
+
+        Fields added after ids were first issued (``normaliser``) enter it only when they
+        differ from their default, so the ids of earlier configurations stay valid.
+        """
+        fields = self.model_dump(mode="json")
+        for name in _LATER_FIELDS:
+            if fields[name] == type(self).model_fields[name].default:
+                del fields[name]
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
     @property
     def id(self) -> str:
@@ -115,9 +127,13 @@ def check_unique_labels(specs: list[RunSpec]) -> None:
 
 
 def _capability_reason(arch: str, lookback: int, feature_set: str, config: FactoryConfig,
-                       symbols: tuple[str, ...]) -> str:
+                       symbols: tuple[str, ...], missing: dict[str, str]) -> str:
     caps = capabilities(arch)
     grid = config.grid
+    lacking = [k for k in registered_feature_set(feature_set).needs if k in missing]
+    if lacking:
+        return (f"feature set {feature_set!r} needs {', '.join(lacking)}: "
+                + "; ".join(missing[k] for k in lacking))
     if caps.panel and len(symbols) == 1:
         return (f"{arch} models a panel of assets together: the universe has one symbol "
                 f"({symbols[0]})")
@@ -150,7 +166,8 @@ def _hparam_combinations(axes: dict[str, list[Any]], fixed: dict[str, Any]) -> l
     ]
 
 
-def expand(config: FactoryConfig, symbols: tuple[str, ...] = ()) -> GridExpansion:
+def expand(config: FactoryConfig, symbols: tuple[str, ...] = (),
+           missing_inputs: dict[str, str] | None = None) -> GridExpansion:
     """Expand ``config.grid`` into RunSpecs.
 
     Parameters
@@ -159,6 +176,10 @@ def expand(config: FactoryConfig, symbols: tuple[str, ...] = ()) -> GridExpansio
         The loaded configuration (a profile already merged in).
     symbols : tuple of str
         The universe the specs train on (part of each spec's identity).
+    missing_inputs : dict of str to str, optional
+        Input kind -> why the universe lacks it (``factory.training.feature_inputs.
+        missing_inputs``); cells whose feature set needs one are excluded with that reason.
+        Default: only a one-symbol universe's missing panel is known.
 
     Returns
     -------
@@ -173,12 +194,16 @@ def expand(config: FactoryConfig, symbols: tuple[str, ...] = ()) -> GridExpansio
     specs: list[RunSpec] = []
     excluded: list[ExcludedCell] = []
     grid = config.grid
+    if missing_inputs is None:
+        missing_inputs = ({"panel": f"the universe has one symbol ({symbols[0]})"}
+                          if len(symbols) == 1 else {})
     for arch in (a for a in grid.architectures if not grid.only or a in grid.only):
         combos = _hparam_combinations(
             grid.architectures[arch].hparams, grid.architectures[arch].fixed
         )
         for lookback, feature_set in itertools.product(grid.lookbacks, grid.feature_sets):
-            reason = _capability_reason(arch, lookback, feature_set, config, symbols)
+            reason = _capability_reason(arch, lookback, feature_set, config, symbols,
+                                        missing_inputs)
             if not reason:
                 reason = next(
                     (r.reason for r in grid.exclusions
@@ -194,6 +219,7 @@ def expand(config: FactoryConfig, symbols: tuple[str, ...] = ()) -> GridExpansio
                     lookback=lookback,
                     feature_set=feature_set,
                     feature_params=config.features[feature_set].params,
+                    normaliser=config.features[feature_set].normaliser,
                     hparams=hparams,
                     evaluation=config.evaluation,
                     symbols=symbols,

@@ -6,12 +6,19 @@ about the time it takes to import the libraries.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import polars as pl
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from factory.config import FactoryConfig
 from factory.paths import FactoryPaths
+
+if TYPE_CHECKING:
+    from factory.data.data_docs import QualityReport
 
 
 def print_models(console: Console) -> None:
@@ -35,11 +42,36 @@ def print_models(console: Console) -> None:
     Console(width=max(console.width, 160)).print(table)
 
 
-def print_grid(console: Console, config: FactoryConfig) -> None:
-    """Every config of the profile, the excluded cells with their reasons, and the counts."""
+def print_features(console: Console, config: FactoryConfig) -> None:
+    """Every feature set: the inputs it needs, what it computes, its parameters here."""
+    from feature_sets import FEATURE_SETS, INPUT_KINDS
+
+    table = Table(title=f"{len(FEATURE_SETS)} feature sets (profile {config.profile})")
+    for column in ("name", "needs", "what it computes", "parameters", "normaliser", "in grid"):
+        table.add_column(column, no_wrap=column == "name")
+    for name, registered in FEATURE_SETS.items():
+        configured = config.features.get(name)
+        params = ", ".join(f"{k}={v}" for k, v in (configured.params if configured else {}
+                                                   ).items())
+        table.add_row(name, ", ".join(registered.needs), registered.summary, params or "-",
+                      configured.normaliser if configured else "-",
+                      "yes" if name in config.grid.feature_sets else "no")
+    Console(width=max(console.width, 160)).print(table)
+    for kind, provider in INPUT_KINDS.items():
+        console.print(f"  {kind}: {provider}")
+
+
+def print_grid(console: Console, config: FactoryConfig,
+               universe: tuple[tuple[str, ...], dict[str, str]] | None = None) -> None:
+    """Every config of the profile, the excluded cells with their reasons, and the counts.
+
+    ``universe`` is the lake's ``(symbols, missing inputs)`` where it holds the run's
+    symbols; without it the grid is expanded for an unknown universe.
+    """
     from factory.grid import expand
 
-    expansion = expand(config)
+    symbols, missing = universe or ((), None)
+    expansion = expand(config, symbols, missing)
     table = Table(title=f"profile {config.profile}: {len(expansion.specs)} configs")
     for column in ("#", "id", "arch", "lookback", "feature set", "hyperparameters"):
         table.add_column(column)
@@ -94,50 +126,100 @@ def print_leaderboard(console: Console, paths: FactoryPaths, config: FactoryConf
     wide.print(headline, soft_wrap=True)
 
 
-def check_files(console: Console, files: list[str], read) -> None:
+def check_files(console: Console, files: list[str], read, kind: str = "bars") -> None:
     """Read and validate files as ``factory ingest`` would, committing nothing.
+
+    Parameters
+    ----------
+    console
+        Where to report.
+    files
+        CSV/Parquet paths.
+    read
+        How to read them (``sources.ReadOptions``).
+    kind
+        What they hold: ``bars``, ``sentiment`` or ``onchain``.
 
     Raises
     ------
     DataQualityError
         For the first file with a problem, naming file, column and lines.
     """
+    from factory.data.feature_quality import validate_side_table
     from factory.data.frequency import detect_frequency
     from factory.data.ingest import IngestOptions, prepare_bars
     from factory.data.quality import validate_bars
 
     for file in files:
-        bars, _ = prepare_bars([file], IngestOptions(read=read))
-        validate_bars(bars, file)
-        console.print(f"{file}: ok, {bars.height} bars")
-        for (symbol,), one in bars.group_by("symbol", maintain_order=True):
+        rows, _ = prepare_bars([file], IngestOptions(read=read, kind=kind))
+        if kind != "bars":
+            validate_side_table(rows, kind, file)
+            console.print(f"{file}: ok, {rows.height} {kind} rows")
+            continue
+        validate_bars(rows, file)
+        console.print(f"{file}: ok, {rows.height} bars")
+        for (symbol,), one in rows.group_by("symbol", maintain_order=True):
             if one.height > 1:
                 console.print(f"  {symbol}: {detect_frequency(one['ts']).describe()}")
 
 
-def check_lake(console: Console, paths: FactoryPaths) -> None:
-    """Validate the lake's current bars and summarise each symbol.
+_MARKS = {"passed": "[green]ok[/]", "failed": "[bold red]FAILED[/]",
+          "skipped": "[yellow]skipped[/]"}
+
+
+def check_data_quality(console: Console, paths: FactoryPaths, *, lake: bool = True,
+                       packaged: bool = True,
+                       params: Mapping[str, Mapping[str, float]] | None = None,
+                       ) -> QualityReport:
+    """Run every data-quality suite, print one line per suite and where Data Docs are.
+
+    Parameters
+    ----------
+    console
+        Where to report.
+    paths
+        The FACTORY_HOME to check; Data Docs go under its ``data/quality``.
+    lake, packaged, params
+        What to check and the feature sets' parameters (see
+        ``data_docs.run_quality_checks``).
+
+    Returns
+    -------
+    QualityReport
+        Every suite's result; the caller fails the command when one failed.
 
     Raises
     ------
     LookupError
-        When the lake holds no bars yet.
+        When the lake is to be checked but holds no bars.
     """
+    from factory.data.data_docs import run_quality_checks
+
+    report = run_quality_checks(paths, lake=lake, packaged=packaged, params=params)
+    if lake:
+        _lake_summary(console, paths)
+    for result in report.results:
+        first, *rest = result.detail.splitlines() or [""]
+        console.print(f"{_MARKS[result.status]} {result.name}: {escape(first)}")
+        for line in rest:
+            console.print(f"    {line}", markup=False)
+    counts = {s: sum(r.status == s for r in report.results) for s in _MARKS}
+    console.print(f"{counts['passed']} suites passed, {counts['failed']} failed, "
+                  f"{counts['skipped']} skipped; Data Docs: {report.index}")
+    return report
+
+
+def _lake_summary(console: Console, paths: FactoryPaths) -> None:
+    """Each symbol of the lake: bars, first and last time, stored frequency."""
     from factory.data.lake import Lake
-    from factory.data.quality import validate_bars
 
     lake = Lake(paths.lake)
-    version = lake.version()
-    if version is None:
-        raise LookupError(f"the lake at {paths.lake} is empty: nothing to check "
-                          "(run `factory ingest` first)")
-    bars = lake.read_bars()
-    validate_bars(bars, f"lake {paths.lake} v{version}")
     frequencies = lake.bar_frequencies()
-    summary = bars.group_by("symbol").agg(
+    summary = lake.read_bars().group_by("symbol").agg(
         pl.len().alias("bars"), pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last")
     ).sort("symbol")
-    console.print(f"lake v{version}: ok")
+    console.print(f"lake v{lake.version()}:")
     for row in summary.iter_rows(named=True):
-        console.print(f"  {row['symbol']}: {row['bars']} bars {row['first']} .. {row['last']}, "
-                      f"{frequencies[row['symbol']].describe()}")
+        frequency = frequencies.get(row["symbol"])
+        console.print(f"  {row['symbol']}: {row['bars']} bars {row['first']} .. {row['last']}"
+                      + (f", {frequency.describe()}" if frequency else ""))

@@ -37,7 +37,7 @@ def chunk_cache_key(context, parameters: dict) -> str:
     ref: DatasetRef = parameters["ref"]
     ids = ",".join(spec.id for spec in parameters["specs"])
     key = (f"{CACHE_FORMAT}|{ref.cache_root}|v{ref.lake_version}|{ref.periods_per_year}|"
-           f"{ids}")
+           f"{ref.calendar}|{ref.side_versions}|{ids}")
     return hashlib.sha256(key.encode()).hexdigest()
 
 

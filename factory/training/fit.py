@@ -34,6 +34,7 @@ from factory.evaluation.metrics import prediction_metrics, trading_metrics
 from factory.evaluation.signals import positions_from_scores, strategy_returns
 from factory.grid import RunSpec
 from factory.training.datasets import DatasetRef, load_bars, load_features
+from factory.training.normalisers import RankGaussScaler, fit_normaliser
 from factory.training.predictor import BAR_COLUMNS
 from factory.training.splits import Fold, label_forward_returns, walk_forward_folds
 from factory.training.windows import FeatureScaler, sliding_windows
@@ -43,9 +44,12 @@ from model_zoo.registry import build_model, capabilities
 
 LABEL_HORIZON = 2
 """Bars from the decision bar to the end of its label (trade at t+1, hold to t+2)."""
-MODEL_META_FORMAT = 3
+MODEL_META_FORMAT = 4
 """Version of ``meta.json``; 2 added the feature warm-up and what serving from bars needs,
-3 the refit on all history (``refit``) and the evaluation it stands for (``walk_forward``)."""
+3 the refit on all history (``refit``) and the evaluation it stands for (``walk_forward``),
+4 the calendar and side-table versions feature sets read (``calendar``, ``side_versions``)."""
+Normaliser = FeatureScaler | RankGaussScaler
+"""A fitted feature normaliser (see ``factory.training.normalisers``)."""
 
 
 @dataclass
@@ -124,7 +128,7 @@ def _leading_incomplete_rows(matrix: np.ndarray) -> int:
     return int(np.argmax(complete)) if complete.any() else len(matrix)
 
 
-def _subset(panel: Panel, scaler: FeatureScaler, rows: np.ndarray) -> SupervisedData:
+def _subset(panel: Panel, scaler: Normaliser, rows: np.ndarray) -> SupervisedData:
     return SupervisedData(X=scaler.transform(panel.X[rows]), y=panel.y[rows],
                           groups=panel.groups[rows], times=panel.times[rows])
 
@@ -134,7 +138,7 @@ class FoldResult:
     """One fold's fitted model and its out-of-sample scores."""
 
     model: Model
-    scaler: FeatureScaler
+    scaler: Normaliser
     test: np.ndarray
     scores: np.ndarray
     signal_scale: float
@@ -156,7 +160,7 @@ def _fit_fold(spec: RunSpec, panel: Panel, fold: Fold, positions_of: np.ndarray)
     valid = np.isin(positions_of, fold.valid)
     test = np.isin(positions_of, fold.test)
     scored = test if capabilities(spec.arch).uses_lookback else positions_of <= fold.test.max()
-    scaler = _scaler_of(panel, train)
+    scaler = _scaler_of(spec, panel, train)
     train_data = _subset(panel, scaler, train)
     started = time.perf_counter()
     model = build_model(spec.arch, _config(spec, panel, spec.hparams)).fit(
@@ -170,11 +174,9 @@ def _fit_fold(spec: RunSpec, panel: Panel, fold: Fold, positions_of: np.ndarray)
                       predict_seconds, int(scored.sum()))
 
 
-def _scaler_of(panel: Panel, rows: np.ndarray) -> FeatureScaler:
-    """The scaler of the training ``rows``' last bars, in float64 as ``FeatureScaler.load``
-    returns it, so serving computes what was evaluated."""
-    fitted = FeatureScaler.fit(panel.X[rows][:, -1, :])
-    return FeatureScaler(mean=fitted.mean.astype(np.float64), std=fitted.std.astype(np.float64))
+def _scaler_of(spec: RunSpec, panel: Panel, rows: np.ndarray) -> Normaliser:
+    """The spec's normaliser fitted on the training ``rows``' last bars only."""
+    return fit_normaliser(spec.normaliser, panel.X[rows][:, -1, :])
 
 
 def _config(spec: RunSpec, panel: Panel, hparams: dict[str, Any]) -> ModelConfig:
@@ -193,7 +195,7 @@ class Refit:
     """The model refit on all history: what the registry serves."""
 
     model: Model
-    scaler: FeatureScaler
+    scaler: Normaliser
     signal_scale: float
     budget: dict[str, int]
     """The overrides of the spec's hyperparameters it trained with (the folds' median)."""
@@ -214,7 +216,7 @@ def _refit(spec: RunSpec, panel: Panel, positions_of: np.ndarray,
     rows = (positions_of >= positions_of.max() + 1 - max_train if max_train is not None
             else np.ones(len(positions_of), dtype=bool))
     budget = median_budget(fold_budgets)
-    scaler = _scaler_of(panel, rows)
+    scaler = _scaler_of(spec, panel, rows)
     train_data = _subset(panel, scaler, rows)
     started = time.perf_counter()
     model = build_model(spec.arch, _config(spec, panel, {**spec.hparams, **budget})).fit(
@@ -233,7 +235,7 @@ def median_budget(budgets: list[dict[str, int]]) -> dict[str, int]:
 
 
 def _save_model(spec: RunSpec, panel: Panel, refit: Refit, walk_forward: dict[str, Any],
-                directory: Path, bar_frequency: str | None) -> None:
+                directory: Path, ref: DatasetRef) -> None:
     """Write the refit model, its scaler and ``meta.json`` to ``directory``.
 
     ``meta.json`` keeps values typed (the feature parameters stay ints and floats): it is what
@@ -254,7 +256,8 @@ def _save_model(spec: RunSpec, panel: Panel, refit: Refit, walk_forward: dict[st
             "feature_names": list(panel.feature_names),
             "feature_warmup_bars": panel.warmup, "min_bars": panel.warmup + spec.lookback,
             "signal_scale": refit.signal_scale, "bar_columns": list(BAR_COLUMNS),
-            "symbols": list(panel.symbols), "bar_frequency": bar_frequency,
+            "symbols": list(panel.symbols), "bar_frequency": ref.bar_frequency,
+            "calendar": ref.calendar, "side_versions": dict(ref.side_versions),
             "refit": {"trained_through": _iso(panel.ts[refit.rows].max()),
                       "label_known_through": _iso(panel.last_bar),
                       "n_train_windows": int(refit.rows.sum()), "budget": refit.budget,
@@ -324,7 +327,7 @@ def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path) -> SpecOutcom
         "periods_per_year": periods_per_year,
     }
     walk_forward["metrics"] = {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
-    _save_model(spec, panel, refit, walk_forward, model_dir, ref.bar_frequency)
+    _save_model(spec, panel, refit, walk_forward, model_dir, ref)
     return SpecOutcome(spec=spec, status="FINISHED", metrics=metrics, oos=oos.drop("held"),
                        portfolio=portfolio, model_dir=str(model_dir),
                        fold_metrics=_fold_metrics(oos, folds, results, periods_per_year),

@@ -18,6 +18,7 @@ evaluated values only after enough bars, so pass the full history you have.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,9 @@ import pandas as pd
 import polars as pl
 
 from factory.evaluation.signals import positions_from_scores
-from factory.training.windows import FeatureScaler, sliding_windows
+from factory.training.feature_inputs import inputs_for
+from factory.training.normalisers import load_normaliser
+from factory.training.windows import sliding_windows
 from feature_sets import build_features
 from model_zoo.registry import capabilities, load_model
 
@@ -47,7 +50,7 @@ class Predictor:
 
     def __init__(self, directory: Path) -> None:
         self.meta = json.loads((Path(directory) / "meta.json").read_text())
-        self.scaler = FeatureScaler.load(Path(directory) / "scaler.json")
+        self.scaler = load_normaliser(Path(directory) / "scaler.json")
         self.model = load_model(self.meta["arch"], Path(directory) / "model")
         for key, value in self.feature_params.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -74,7 +77,8 @@ class Predictor:
         """Bars an asset needs for one score: the feature warm-up plus the lookback."""
         return int(self.meta.get("min_bars", self.lookback))
 
-    def predict_bars(self, bars: pd.DataFrame | pl.DataFrame) -> pl.DataFrame:
+    def predict_bars(self, bars: pd.DataFrame | pl.DataFrame,
+                     side_tables: Mapping[str, pl.DataFrame] | None = None) -> pl.DataFrame:
         """Score and position for every bar of ``bars``, in the input's row order.
 
         Parameters
@@ -82,7 +86,11 @@ class Predictor:
         bars : pandas or polars DataFrame
             ``ts, open, high, low, close, volume`` and optionally ``symbol``; other columns
             are ignored. Rows may come in any order; each asset needs at least
-            :attr:`min_bars` bars and no two bars of an asset may share a ``ts``.
+            :attr:`min_bars` bars and no two bars of an asset may share a ``ts``. A feature
+            set that reads the universe (``cross_asset``) takes it from these bars.
+        side_tables : mapping of str to polars DataFrame, optional
+            ``sentiment`` / ``onchain`` rows (``symbol``, ``ts``, metrics) for a model whose
+            feature set reads them.
 
         Returns
         -------
@@ -108,7 +116,9 @@ class Predictor:
         scores = np.full(data.height, np.nan)
         assets = [(str(name), asset.sort("ts")) for (name,), asset
                   in data.group_by("symbol", maintain_order=True)]
-        windows = [self._windows(asset, name) for name, asset in assets]
+        universe = data.drop(ROW)
+        windows = [self._windows(asset, name, universe, side_tables or {})
+                   for name, asset in assets]
         if capabilities(self.meta["arch"]).panel:  # all assets at once, lined up in time
             ends = np.concatenate([w[2] for w in windows])
             times = np.searchsorted(np.unique(ends), ends)
@@ -127,7 +137,8 @@ class Predictor:
         positions[np.isnan(scores)] = np.nan  # no window, no position (evaluation never saw it)
         return pl.DataFrame({"score": scores, "position": positions})
 
-    def _windows(self, asset: pl.DataFrame, name: str):
+    def _windows(self, asset: pl.DataFrame, name: str, universe: pl.DataFrame,
+                 side_tables: Mapping[str, pl.DataFrame]):
         """Input rows of one asset's complete windows (bars sorted by time), the scaled
         windows and the time of each window's last bar."""
         shown = "the bars" if name == SINGLE_ASSET else f"symbol {name!r}"
@@ -140,7 +151,10 @@ class Predictor:
         if repeated.height:
             raise ValueError(f"{shown}: {repeated.height} bars share a ts, e.g. "
                              f"{repeated['ts'][0]}; pass one bar per time")
-        features = build_features(self.meta["feature_set"], asset.drop(ROW), self.feature_params)
+        feature_set = self.meta["feature_set"]
+        inputs = inputs_for(name, feature_set, self.meta.get("calendar", "equity"), universe,
+                            side_tables)
+        features = build_features(feature_set, asset.drop(ROW), self.feature_params, inputs)
         matrix = features.select(self.feature_names).to_numpy().astype(np.float64)
         X, ends = sliding_windows(matrix, self.lookback)
         return (asset[ROW].to_numpy()[ends], self.scaler.transform(X),

@@ -102,7 +102,10 @@ def test_meta_json_keeps_feature_parameters_typed_with_the_warm_up(trained):
     technical = json.loads(
         (Path(outcomes["lightgbm-technical"].model_dir) / "meta.json").read_text())
     assert technical["feature_params"] == load_config("smoke").features["technical"].params
-    assert all(type(v) is int for v in technical["feature_params"].values())
+    configured = load_config("smoke").features["technical"].params
+    assert {k: type(v) for k, v in technical["feature_params"].items()} == {
+        k: type(v) for k, v in configured.items()}
+    assert type(configured["rsi_period"]) is int and type(configured["bb_k"]) is float
     assert technical["feature_warmup_bars"] > raw["feature_warmup_bars"]
 
 

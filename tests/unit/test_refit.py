@@ -105,7 +105,7 @@ def lightgbm_outcome(data) -> SpecOutcome:
 def test_saved_model_is_trained_through_the_last_labelled_bar(lightgbm_outcome):
     meta = _meta(lightgbm_outcome)
     last_bar = START + timedelta(days=N_BARS - 1)
-    assert meta["format"] == 3
+    assert meta["format"] == 4
     assert meta["refit"]["label_known_through"] == last_bar.isoformat()
     assert lightgbm_outcome.trained_through == last_bar.isoformat()
     assert meta["refit"]["trained_through"] == (
