@@ -26,6 +26,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import mlflow
@@ -138,8 +139,12 @@ class Tracker:
         return self._bars[key]
 
     def start_outcome(self, outcome: SpecOutcome, lake_version: int, git_commit: str,
-                      profile: str) -> str:
+                      profile: str, side_versions: Mapping[str, int] | None = None) -> str:
         """Log one outcome to a new run (left RUNNING) and register its model if FINISHED.
+
+        ``side_versions`` (the versions of the side tables the run's features read) become
+        ``lake.<table>_version`` tags beside ``lake_version``: with them ``factory run
+        --lake-version V --side-version TABLE=N`` reproduces the run.
 
         Returns
         -------
@@ -154,6 +159,7 @@ class Tracker:
                 "git_commit": git_commit, "profile": profile, MANAGED_TAG: "true",
                 "mlflow.runName": spec.label,
                 NOTE_TAG: run_description(outcome, lake_version, lake_uri)}
+        tags |= {f"lake.{t}_version": str(v) for t, v in (side_versions or {}).items()}
         run = self.client.create_run(self.experiment_id, tags=tags)
         run_id = run.info.run_id
         self.client.log_batch(run_id, metrics=_metrics(outcome),

@@ -38,7 +38,8 @@ from factory.grid import RunSpec, expand
 from factory.locking import writer_lock
 from factory.paths import PROJECT_ROOT, FactoryPaths, configure_environment, factory_paths
 from factory.tracking import Tracker
-from factory.training.datasets import DatasetRef, cache_bars
+from factory.training.datasets import DatasetRef, cache_bars, universe_missing_inputs
+from factory.training.feature_inputs import SIDE_TABLES
 from factory.training.outcomes import load_outcomes
 from tasks.results import JSON_RESULTS
 from tasks.tracking import fail_orphaned_runs_task, log_outcome_task
@@ -74,7 +75,9 @@ def factory_run_name() -> str:
     """``factory-<profile>-lake-v<version>``, from the run's parameters and FACTORY_HOME."""
     profile = flow_run.parameters.get("profile", "demo")
     try:
-        version = Lake(factory_paths().lake).version()
+        version = flow_run.parameters.get("lake_version")
+        if version is None:
+            version = Lake(factory_paths().lake).version()
     except Exception:  # noqa: BLE001 - a name is cosmetic: the flow itself reports the error
         version = "unknown"
     return f"factory-{profile}-lake-" + ("empty" if version is None else f"v{version}")
@@ -97,8 +100,10 @@ def summary_markdown(summary: FactoryRunSummary) -> str:
 @flow(name="factory", flow_run_name=factory_run_name,
       task_runner=ProcessPoolTaskRunner(max_workers=2),
       persist_result=False, result_serializer=JSON_RESULTS)
-def factory_flow(profile: str = "demo", force: bool = False, data: dict | None = None) -> dict:
-    """Train, evaluate and log every RunSpec of ``profile`` on the lake's latest version.
+def factory_flow(profile: str = "demo", force: bool = False, data: dict | None = None,
+                 lake_version: int | None = None,
+                 side_versions: dict[str, int] | None = None) -> dict:
+    """Train, evaluate and log every RunSpec of ``profile`` on one version of the lake.
 
     Parameters
     ----------
@@ -108,22 +113,54 @@ def factory_flow(profile: str = "demo", force: bool = False, data: dict | None =
         Retrain specs already trained on this lake version (otherwise they are skipped).
     data : dict, optional
         Overrides of the configuration's ``data`` section (``factory run --source/--symbols``).
+    lake_version : int, optional
+        The bars table's Delta version to read (time travel: reproduces an earlier run);
+        default: the latest.
+    side_versions : dict of str to int, optional
+        Versions of side tables (``sentiment``, ``onchain``) to read; default: the latest.
     """
     paths = configure_environment()
     # One writer per home, also for runs triggered from the Prefect UI; failing RUNNING runs
     # as orphans below is only safe because no other writer can be logging right now.
     with writer_lock(paths, f"factory flow --profile {profile}"):
-        return _train_and_log(paths, profile, force, data)
+        return _train_and_log(paths, profile, force, data, lake_version, side_versions)
 
 
-def _train_and_log(paths: FactoryPaths, profile: str, force: bool, data: dict | None) -> dict:
+def _lake_version(lake: Lake, wanted: int | None) -> int:
+    """The version to read: ``wanted`` if the bars table has it, else the latest."""
+    latest = lake.version()
+    if wanted is None or latest is None:
+        return latest
+    if not 0 <= wanted <= latest:
+        raise ValueError(f"the lake at {lake.root} has versions 0..{latest}, not {wanted}")
+    return wanted
+
+
+def _side_versions(lake: Lake, wanted: dict[str, int] | None) -> dict[str, int | None]:
+    """Each side table's version to read: ``wanted``'s where given, else the latest."""
+    chosen = {t: lake.version(t) for t in SIDE_TABLES}
+    for table, version in (wanted or {}).items():
+        if table not in chosen:
+            raise ValueError(f"unknown side table {table!r}; known: {list(SIDE_TABLES)}")
+        if chosen[table] is None or not 0 <= version <= chosen[table]:
+            held = "none" if chosen[table] is None else f"0..{chosen[table]}"
+            raise ValueError(f"the lake's {table} table has versions {held}, not {version}")
+        chosen[table] = version
+    return chosen
+
+
+def _train_and_log(paths: FactoryPaths, profile: str, force: bool, data: dict | None,
+                   lake_version: int | None, side_versions: dict[str, int] | None) -> dict:
     """The factory flow's body, run with the writer lock held."""
     started, log = time.perf_counter(), get_run_logger()
     config = load_config(profile, data=data)
     lake = Lake(paths.lake)
     symbols = resolve_symbols(config, lake)
-    version = lake.version()
-    specs = expand(config, symbols).specs
+    version = _lake_version(lake, lake_version)
+    ref = DatasetRef.for_lake(paths.cache, lake, version, symbols,
+                              _side_versions(lake, side_versions))
+    cache_bars(lake, ref)
+    specs = expand(config, symbols, universe_missing_inputs(ref)).specs
     log.info("profile %s, lake version %s: universe of %d symbol(s) (%s), %d configs",
              profile, version, len(symbols), ", ".join(symbols), len(specs))
     tracker = Tracker(paths)
@@ -138,8 +175,6 @@ def _train_and_log(paths: FactoryPaths, profile: str, force: bool, data: dict | 
     log.info("%d configs to train, %d skipped (already trained on lake version %s)",
              len(todo), summary.n_skipped, version)
 
-    ref = DatasetRef.for_lake(paths.cache, lake, version, symbols)
-    cache_bars(lake, ref)
     feature_sets = sorted({s.feature_set for s in todo})
     for feature_set in feature_sets:
         build_features_task(ref, feature_set, config.features[feature_set].params)
@@ -161,7 +196,8 @@ def _train_and_log(paths: FactoryPaths, profile: str, force: bool, data: dict | 
             chunk_logging = 0.0
             for outcome in load_outcomes(future.result(), paths.runs):
                 tick = time.perf_counter()
-                log_outcome_task(tracker, lake, outcome, version, commit, profile)
+                log_outcome_task(tracker, lake, outcome, version, commit, profile,
+                                 dict(ref.side_versions))
                 chunk_logging += time.perf_counter() - tick
                 train_seconds += outcome.seconds
                 bucket = summary.finished if outcome.status == "FINISHED" else summary.failed
@@ -188,8 +224,11 @@ def _train_and_log(paths: FactoryPaths, profile: str, force: bool, data: dict | 
 
 
 def run_factory(profile: str, workers: int | None = None, force: bool = False,
-                data: dict | None = None) -> dict:
+                data: dict | None = None, lake_version: int | None = None,
+                side_versions: dict[str, int] | None = None) -> dict:
     """Run the factory flow with ``workers`` processes (default: the profile's setting)."""
     workers = workers or load_config(profile, data=data).execution.workers
     runner = ProcessPoolTaskRunner(max_workers=workers)
-    return factory_flow.with_options(task_runner=runner)(profile=profile, force=force, data=data)
+    return factory_flow.with_options(task_runner=runner)(
+        profile=profile, force=force, data=data, lake_version=lake_version,
+        side_versions=side_versions)

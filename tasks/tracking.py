@@ -20,7 +20,8 @@ def fail_orphaned_runs_task(tracker: Tracker) -> list[str]:
 @task(name="log-outcome", task_run_name="log-{outcome.spec.arch}-{outcome.spec.short_id}",
       tags=["mlflow"], cache_policy=NO_CACHE)
 def log_outcome_task(tracker: Tracker, lake: Lake, outcome: SpecOutcome, lake_version: int,
-                     git_commit: str, profile: str) -> str:
+                     git_commit: str, profile: str,
+                     side_versions: dict[str, int] | None = None) -> str:
     """Log one outcome to MLflow, append its OOS return series to the lake, finish the run.
 
     The run is marked FINISHED (or FAILED) last, so a kill at any step leaves it RUNNING
@@ -28,7 +29,7 @@ def log_outcome_task(tracker: Tracker, lake: Lake, outcome: SpecOutcome, lake_ve
     idempotent, and a retry after a partial log would leave a second run and registered
     version for the same training.
     """
-    run_id = tracker.start_outcome(outcome, lake_version, git_commit, profile)
+    run_id = tracker.start_outcome(outcome, lake_version, git_commit, profile, side_versions)
     if outcome.status == "FINISHED":
         append_strategy_returns(lake, outcome.portfolio, run_id=run_id, spec_id=outcome.spec.id,
                                 model_name=outcome.spec.model_name, lake_version=lake_version)
