@@ -344,7 +344,8 @@ def serve(
     replay_bars: int = typer.Option(0, help="each snapshot first releases this many "
                                     "held-back bars (a compressed replay)"),
 ) -> None:
-    """Serve the deployments: factory on demand, snapshot every 5 min, selection every 24 h.
+    """Serve the deployments: factory on demand, snapshot every 5 min, selection every 24 h,
+    lake maintenance every 7 days.
 
     Stops on SIGTERM or Ctrl-C with one line and exit code 0: runs in flight are cancelled,
     the schedules paused (a second signal stops without waiting).
@@ -355,8 +356,9 @@ def serve(
     from flows.serve import serve_deployments
 
     where = PREFECT_UI_URL.value() or PREFECT_API_URL.value() or "a temporary Prefect API"
-    console.print(f"serving factory/factory (on demand), snapshot/snapshot-5min and "
-                  f"selection/selection-daily (every 24 h), profile {profile}, at {where}; "
+    console.print(f"serving factory/factory (on demand), snapshot/snapshot-5min, "
+                  "selection/selection-daily (every 24 h) and lake-maintenance/"
+                  f"lake-maintenance-weekly (every 7 days), profile {profile}, at {where}; "
                   "stop with Ctrl-C")
     stopped_by = serve_deployments(profile, replay_bars)
     console.print(f"stopped serving ({stopped_by}): any run in flight cancelled, schedules paused")
@@ -388,6 +390,10 @@ def relocate() -> None:
     console.print(f"{paths.home}: artifact locations moved from {old} to {paths.artifact_root}"
                   if old else f"{paths.home}: artifact locations already point here")
 
+
+from factory.cli_lake import lake_app  # noqa: E402 - it reads this module's helpers
+
+app.add_typer(lake_app, name="lake")
 
 if __name__ == "__main__":
     app()

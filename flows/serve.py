@@ -1,7 +1,7 @@
 """Deployments: the factory flow on demand (trigger it from the Prefect UI), the snapshot flow
-every 5 minutes and the selection flow every 24 hours. ``factory serve`` runs them against
-the server started by ``make ui``; ``--replay-bars N`` makes each snapshot release N held-back
-bars first (a compressed replay of history for a demo).
+every 5 minutes, the selection flow every 24 hours and lake maintenance every 7 days.
+``factory serve`` runs them against the server started by ``make ui``; ``--replay-bars N``
+makes each snapshot release N held-back bars first (a compressed replay of history for a demo).
 
 Serving stops the same way on SIGTERM as on Ctrl-C: runs in flight are cancelled (their
 processes killed, their state CANCELLED), polling stops and the schedules are paused; then
@@ -21,6 +21,7 @@ from typing import Any
 from prefect.runner import Runner
 
 from flows.factory_flow import factory_flow
+from flows.maintenance import maintenance_deployment
 from flows.selection import selection_flow
 from flows.snapshot import snapshot_flow
 
@@ -29,7 +30,7 @@ SNAPSHOT_INTERVAL = timedelta(minutes=5)
 
 
 def deployments(profile: str = "demo", replay_bars: int = 0) -> list:
-    """The three deployments ``factory serve`` registers."""
+    """The four deployments ``factory serve`` registers."""
     return [
         factory_flow.to_deployment(name="factory", parameters={"profile": profile},
                                    tags=["model-factory"]),
@@ -38,6 +39,7 @@ def deployments(profile: str = "demo", replay_bars: int = 0) -> list:
                                     interval=SNAPSHOT_INTERVAL, tags=["model-factory"]),
         selection_flow.to_deployment(name="selection-daily", parameters={"profile": profile},
                                      interval=SELECTION_INTERVAL, tags=["model-factory"]),
+        maintenance_deployment(tags=["model-factory"]),
     ]
 
 

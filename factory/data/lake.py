@@ -13,10 +13,17 @@ metrics annualise from the stored frequency and calendar, never by counting bars
 
 Paths are kept as strings so the same code works on local directories and on ``s3://``
 URIs (pass credentials through ``storage_options``).
+
+Tiers: old bars can move to a cold ``bars`` table under ``cold_root`` (``factory.data.cold``).
+Reads fall through: warm version ``v`` reads the warm rows at ``v`` plus the cold rows
+committed by the time ``v`` was, exact duplicates dropped; migration appends to the cold
+table before it deletes from the warm one, so no read ever changes. The lake version stays
+the warm ``bars`` table's Delta version.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -30,6 +37,8 @@ from factory.data.frequency import BarFrequency, check_bar_series, detect_freque
 from factory.data.provenance import PROVENANCE_COLUMNS
 from factory.data.quality import validate_bars
 from factory.data.schema import BAR_COLUMNS, NUMERIC_COLUMNS, DataQualityError, normalise_bars
+from factory.data.versions import data_version, readable_version
+from factory.paths import factory_paths
 
 BARS = "bars"
 SYMBOLS = "symbols"
@@ -40,6 +49,8 @@ SYMBOL_SCHEMA: dict[str, pl.DataType] = {
 }
 """Columns of the ``symbols`` table: a `BarFrequency` per symbol and when it was learnt."""
 _KEY = ["symbol", "ts"]
+COLD_URI_ENV = "FACTORY_COLD_URI"
+"""The cold tier of FACTORY_HOME's lake: a local folder or object-store URI (``s3://...``)."""
 
 
 @dataclass(frozen=True)
@@ -86,15 +97,31 @@ class Lake:
         per sub-directory.
     storage_options
         Passed to deltalake for object stores (credentials, endpoint, region).
+    cold_root
+        Root of the cold tier (its ``bars`` table), ``""`` for none; default:
+        ``$FACTORY_COLD_URI`` for FACTORY_HOME's own lake, none for any other.
+    cold_storage_options
+        The cold tier's object-store options (default: ``AWS_*`` etc. from the environment).
     """
 
-    def __init__(self, root: Path | str, storage_options: dict[str, str] | None = None) -> None:
+    def __init__(self, root: Path | str, storage_options: dict[str, str] | None = None, *,
+                 cold_root: Path | str | None = None,
+                 cold_storage_options: dict[str, str] | None = None) -> None:
         self.root = str(root).rstrip("/")
         self.storage_options = storage_options
+        home_lake = "://" not in self.root and Path(root).resolve() == factory_paths().lake
+        if cold_root is None and home_lake:
+            cold_root = os.environ.get(COLD_URI_ENV, "")
+        self.cold_root = str(cold_root or "").rstrip("/") or None
+        self.cold_storage_options = cold_storage_options
 
     def uri(self, table: str) -> str:
         """Return the location of ``table`` under the lake root."""
         return f"{self.root}/{table}"
+
+    def cold_uri(self) -> str | None:
+        """The cold tier's ``bars`` table, or ``None`` when no cold tier is configured."""
+        return f"{self.cold_root}/{BARS}" if self.cold_root else None
 
     def version(self, table: str = BARS) -> int | None:
         """Return the table's latest Delta version, or ``None`` if it does not exist yet."""
@@ -106,7 +133,7 @@ class Lake:
         """Return the sorted symbols in the bars table (empty if there is none yet)."""
         if self.version(BARS) is None:
             return []
-        frame = self._scan(BARS).select(pl.col("symbol").unique()).collect()
+        frame = self.scan_bars().select(pl.col("symbol").unique()).collect()
         return sorted(frame["symbol"].to_list())
 
     def ingest_bars(
@@ -205,12 +232,11 @@ class Lake:
         if latest is None:
             return {}
         if symbols is None:
-            held = self._scan(BARS, version).select(pl.col("symbol").unique()).collect()
+            held = self.scan_bars(version).select(pl.col("symbol").unique()).collect()
             symbols = held["symbol"].to_list()
         known_by = None
         if version is not None and version != latest:
-            scan = self._scan(BARS, version).select(pl.col("knowledge_ts").max())
-            known_by = scan.collect().item()
+            known_by = self.known_through(version)
         recorded = self._recorded_frequencies(list(symbols), known_by)
         missing = [s for s in symbols if s not in recorded]
         found = {**_detect_all(self._stored_timestamps(missing, version)), **recorded}
@@ -244,12 +270,63 @@ class Lake:
         LakeTableMissingError
             If no bars have been ingested yet.
         """
-        scan = self._scan(BARS, version)
+        scan = self.scan_bars(version)
         if symbols is not None:
             scan = scan.filter(pl.col("symbol").is_in(list(symbols)))
         if as_of is not None:
             scan = scan.filter(pl.col("knowledge_ts") <= _utc_naive(as_of))
-        return _latest_knowledge(scan).select(BAR_COLUMNS).sort(_KEY).collect()
+        return latest_knowledge(scan).select(BAR_COLUMNS).sort(_KEY).collect()
+
+    def scan_bars(self, version: int | None = None) -> pl.LazyFrame:
+        """Every stored row (``LAKE_COLUMNS``, all knowledge) of a bars ``version`` (default:
+        the latest), across tiers; raises `LakeTableMissingError` before the first ingest."""
+        tiers = self._tiers(version)
+        return tiers[0] if len(tiers) == 1 else pl.concat(tiers).unique()
+
+    def known_through(self, version: int | None = None) -> datetime | None:
+        """The newest ``knowledge_ts`` of a bars version, across tiers (``None``: no rows)."""
+        newest = [t.select(pl.col("knowledge_ts").max()).collect().item()
+                  for t in self._tiers(version)]
+        return max(filter(None, newest), default=None)
+
+    def data_version(self) -> int | None:
+        """The latest bars version that changed the rows (maintenance and migration to the
+        cold tier do not): what a run records. ``None`` before the first ingest."""
+        if self.version(BARS) is None:
+            return None
+        return data_version(self.uri(BARS), self.storage_options)
+
+    def _tiers(self, version: int | None) -> list[pl.LazyFrame]:
+        """The warm scan of a version, and the cold one that goes with it if there is one.
+
+        A version is read at the newest version with the same rows (`readable_version`), so
+        a version that maintenance rewrote stays readable after its files are vacuumed.
+        """
+        if version is not None and self.version(BARS) is not None:
+            version = readable_version(self.uri(BARS), self.storage_options, version)
+        warm = self._scan(BARS, version)
+        cold_version = self._cold_version(version)
+        if cold_version is None:
+            return [warm]
+        cold = pl.scan_delta(self.cold_uri(), version=cold_version,
+                             storage_options=self.cold_storage_options)
+        return [warm, cold.select(warm.collect_schema().names())]
+
+    def _cold_version(self, version: int | None) -> int | None:
+        """The cold version read with warm ``version``: the latest with the latest, else the
+        last cold commit no later than the warm one (``None``: no cold rows)."""
+        uri = self.cold_uri()
+        if uri is None or not DeltaTable.is_deltatable(uri, self.cold_storage_options):
+            return None
+        cold = DeltaTable(uri, storage_options=self.cold_storage_options)
+        if version is None:
+            return cold.version()
+        # Not DeltaTable(version=...).history(): deltalake 1.6 numbers that history wrongly.
+        warm = DeltaTable(self.uri(BARS), storage_options=self.storage_options)
+        commits = warm.history(warm.version() - version + 1)
+        written = next(c["timestamp"] for c in commits if c["version"] == version)
+        earlier = [c["version"] for c in cold.history() if c["timestamp"] <= written]
+        return max(earlier, default=None)
 
     def append_table(self, name: str, df: pl.DataFrame) -> int:
         """Append ``df`` to table ``name`` (created on first use) and return the new version."""
@@ -280,7 +357,7 @@ class Lake:
         if not symbols:
             return {}
         frame = (
-            self._scan(BARS, version)
+            self.scan_bars(version)
             .filter(pl.col("symbol").is_in(list(symbols)))
             .select("symbol", pl.col("ts").cast(pl.Datetime("us")).to_physical())
             .unique()
@@ -312,8 +389,8 @@ class Lake:
         Incoming bars equal to the latest known value are neither, and are not stored again.
         Provenance columns are kept (for error messages).
         """
-        known = _latest_knowledge(
-            self._scan(BARS).filter(
+        known = latest_knowledge(
+            self.scan_bars().filter(
                 pl.col("symbol").is_in(incoming["symbol"].unique().to_list()),
                 pl.col("ts").is_between(incoming["ts"].min(), incoming["ts"].max()),
             )
@@ -334,16 +411,14 @@ class Lake:
         Keeping knowledge times strictly increasing (across the bars and symbols tables)
         means "latest knowledge wins" is never a tie, even with a clock that steps backwards.
         """
-        moments = [datetime.now(UTC).replace(tzinfo=None)]
-        for table in (BARS, SYMBOLS):
-            if self.version(table) is not None:
-                latest = self._scan(table).select(pl.col("knowledge_ts").max()).collect().item()
-                if latest is not None:
-                    moments.append(latest + timedelta(microseconds=1))
-        return max(moments)
+        known = [self.known_through() if self.version(BARS) is not None else None]
+        if self.version(SYMBOLS) is not None:
+            known.append(self._scan(SYMBOLS).select(pl.col("knowledge_ts").max()).collect().item())
+        later = [moment + timedelta(microseconds=1) for moment in known if moment is not None]
+        return max([datetime.now(UTC).replace(tzinfo=None), *later])
 
 
-def _latest_knowledge(scan: pl.LazyFrame) -> pl.LazyFrame:
+def latest_knowledge(scan: pl.LazyFrame) -> pl.LazyFrame:
     """Keep, for each ``(symbol, ts)``, the row with the latest ``knowledge_ts``."""
     return scan.filter(pl.col("knowledge_ts") == pl.col("knowledge_ts").max().over(_KEY))
 

@@ -109,9 +109,10 @@ def test_the_training_cache_serializer_decodes_plain_json_only():
 def test_deployments_trigger_factory_on_demand_snapshot_every_5_minutes_select_daily():
     from flows.serve import deployments
 
-    factory, snapshot, selection = deployments("demo", replay_bars=5)
-    assert (factory.name, snapshot.name, selection.name) == (
-        "factory", "snapshot-5min", "selection-daily")
+    factory, snapshot, selection, maintenance = deployments("demo", replay_bars=5)
+    assert (factory.name, snapshot.name, selection.name, maintenance.name) == (
+        "factory", "snapshot-5min", "selection-daily", "lake-maintenance-weekly")
+    assert [s.schedule.interval for s in maintenance.schedules] == [timedelta(days=7)]
     assert factory.parameters == selection.parameters == {"profile": "demo"}
     assert snapshot.parameters == {"replay_bars": 5}
     assert not factory.schedules
