@@ -77,7 +77,7 @@ def factory_run_name() -> str:
     try:
         version = flow_run.parameters.get("lake_version")
         if version is None:
-            version = Lake(factory_paths().lake).version()
+            version = Lake(factory_paths().lake).data_version()
     except Exception:  # noqa: BLE001 - a name is cosmetic: the flow itself reports the error
         version = "unknown"
     return f"factory-{profile}-lake-" + ("empty" if version is None else f"v{version}")
@@ -127,10 +127,11 @@ def factory_flow(profile: str = "demo", force: bool = False, data: dict | None =
 
 
 def _lake_version(lake: Lake, wanted: int | None) -> int:
-    """The version to read: ``wanted`` if the bars table has it, else the latest."""
+    """The version to read: ``wanted`` if the bars table has it, else the latest data version
+    (maintenance and cold-tier migrations add versions that change no row)."""
     latest = lake.version()
     if wanted is None or latest is None:
-        return latest
+        return lake.data_version()
     if not 0 <= wanted <= latest:
         raise ValueError(f"the lake at {lake.root} has versions 0..{latest}, not {wanted}")
     return wanted

@@ -143,5 +143,5 @@ def describe_universe(config: FactoryConfig, lake: Lake) -> UniverseReport:
     timeline = bars["ts"].unique().sort()
     test_bars = round(timeline.len() * config.evaluation.test_fraction)
     return UniverseReport(symbols, universe_frequency(lake.bar_frequencies(symbols), symbols),
-                          lake.version(), dict(sorted(spans.items())),
+                          lake.data_version(), dict(sorted(spans.items())),
                           timeline[timeline.len() - max(test_bars, 1)])
