@@ -13,17 +13,25 @@ Crash safety: the returns are committed before the statistics. A kill between th
 leaves returns whose statistics were not updated; the next snapshot starts again from the
 stored statistics, recomputes the same returns (they are deterministic) and appends them
 again, and readers keep one row per (model, version, bar).
+
+Recent bars come through the hot tier (``factory.data.tiers``: Redis at ``$FACTORY_HOT_URL``,
+else this process's cache), brought up to the lake version by reading only what the lake
+learnt since; a model whose history the tier does not cover reads the lake. Either way it
+scores exactly the bars a full read of the lake gives.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 
 import polars as pl
 
 from factory.data.lake import Lake
+from factory.data.schema import BAR_COLUMNS
 from factory.data.strategy_returns import append_live_returns
+from factory.data.tiers import HotTier, hot_tier, refresh
 from factory.evaluation.live import (
     ROW_SCHEMA,
     LiveStats,
@@ -35,6 +43,7 @@ from factory.evaluation.rating_engine import ROLLING_DAYS
 from factory.paths import FactoryPaths
 from factory.stages import EVALUATION_STAGES
 from factory.tracking import Tracker
+from factory.training.feature_inputs import SIDE_TABLES
 
 SNAPSHOT_TABLE = "live_snapshots"
 HISTORY_BARS = 300
@@ -56,10 +65,12 @@ class SnapshotSummary:
     """Model name to its live metrics after this snapshot."""
 
 
-def take_snapshot(paths: FactoryPaths, tracker: Tracker | None = None) -> SnapshotSummary:
+def take_snapshot(paths: FactoryPaths, tracker: Tracker | None = None,
+                  hot: HotTier | None = None) -> SnapshotSummary:
     """Score the new bars with every model in evaluation mode and store the live record.
 
-    The caller holds FACTORY_HOME's writer lock.
+    The caller holds FACTORY_HOME's writer lock. ``hot`` is the hot tier recent bars come
+    through (default: the home's, `hot_tier`).
     """
     tracker = tracker or Tracker(paths)
     lake = Lake(paths.lake)
@@ -69,7 +80,9 @@ def take_snapshot(paths: FactoryPaths, tracker: Tracker | None = None) -> Snapsh
         return summary
     versions = versions.filter(pl.col("stage").is_in(EVALUATION_STAGES))
     state = _latest_state(lake)
-    universes = {symbols: _Universe(lake, symbols) for symbols in versions["symbols"].unique()}
+    hot = hot or hot_tier(paths)
+    universes = {symbols: _Universe(lake, symbols, summary.lake_version, hot)
+                 for symbols in versions["symbols"].unique()}
     new_returns, new_state = [], []
     for row in versions.iter_rows(named=True):
         name = row["model_name"]
@@ -83,7 +96,8 @@ def take_snapshot(paths: FactoryPaths, tracker: Tracker | None = None) -> Snapsh
         after = max(filter(None, (stats.last_ts, _parse(row["trained_through"]))))
         bars = universe.recent_bars(after)
         rets = live_returns(tracker.load_predictor(name, row["version"]), bars, after=after,
-                            cost_bps=row["cost_bps"], execution_price=row["execution_price"])
+                            cost_bps=row["cost_bps"], execution_price=row["execution_price"],
+                            side_tables=universe.side_tables)
         if rets.height:
             stats = stats.update(rets["ret"].to_numpy(), rets["ts"].max())
             new_returns.append(rets.select(
@@ -117,17 +131,41 @@ def _latest_state(lake: Lake) -> dict[tuple[str, str], tuple[LiveStats, int]]:
 
 
 class _Universe:
-    """One universe's frequency and bars, read once per snapshot for all its models."""
+    """One universe's frequency and bars at a lake version, for all its models.
 
-    def __init__(self, lake: Lake, symbols: str) -> None:
-        self.frequency = next(iter(lake.bar_frequencies(symbols.split(",")).values()))
-        self.bars = lake.read_bars(symbols=symbols.split(","))
+    With a hot tier, recent bars come from it when it covers what a model needs; otherwise
+    (or without one) every bar of the universe is read from the lake, once.
+    """
+
+    def __init__(self, lake: Lake, symbols: str, version: int,
+                 hot: HotTier | None = None) -> None:
+        self._lake, self._symbols, self._version = lake, symbols.split(","), version
+        self.frequency = next(iter(lake.bar_frequencies(self._symbols, version).values()))
+        self._hot = refresh(hot, lake, self._symbols, version,
+                            keep_bars=HISTORY_BARS) if hot is not None else {}
+
+    @cached_property
+    def bars(self) -> pl.DataFrame:
+        """Every bar of the universe at the version."""
+        return self._lake.read_bars(symbols=self._symbols, version=self._version)
+
+    @cached_property
+    def side_tables(self) -> dict[str, pl.DataFrame]:
+        """The universe's rows of each side table the lake holds (sentiment, on-chain)."""
+        from factory.data.side_tables import read_side_table
+
+        return {t: read_side_table(self._lake, t, self._symbols) for t in SIDE_TABLES
+                if self._lake.version(t) is not None}
 
     def recent_bars(self, after: datetime) -> pl.DataFrame:
         """Every bar after ``after`` and the `HISTORY_BARS` before it, per symbol."""
-        before = self.bars.filter(pl.col("ts") <= after).group_by(
+        if self._hot and all(e.covers(after, HISTORY_BARS) for e in self._hot.values()):
+            bars = pl.concat([e.bars for e in self._hot.values()]).select(BAR_COLUMNS)
+        else:
+            bars = self.bars
+        before = bars.filter(pl.col("ts") <= after).group_by(
             "symbol", maintain_order=True).tail(HISTORY_BARS)
-        return pl.concat([before, self.bars.filter(pl.col("ts") > after)]).sort("symbol", "ts")
+        return pl.concat([before, bars.filter(pl.col("ts") > after)]).sort("symbol", "ts")
 
 
 def _parse(stamp: str) -> datetime:

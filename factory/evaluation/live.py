@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -68,6 +69,7 @@ def live_returns(
     after: datetime | None,
     cost_bps: float,
     execution_price: str = "close",
+    side_tables: Mapping[str, pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
     """The model's paper-trading portfolio return for each new decision bar with a known label.
 
@@ -101,6 +103,9 @@ def live_returns(
         Cost per unit of turnover in basis points (the spec's ``evaluation.cost_bps``).
     execution_price : {"close", "open"}
         The price trades execute at (the spec's ``evaluation.execution_price``).
+    side_tables : mapping of str to pl.DataFrame, optional
+        The ``sentiment`` / ``onchain`` rows of the universe, for a model whose feature set
+        reads them (``Predictor.predict_bars``).
 
     Returns
     -------
@@ -127,7 +132,7 @@ def live_returns(
     ordered = bars.select(columns).sort("symbol", "ts")
     _check_history(ordered, predictor.min_bars)
     rows = ordered.select("symbol", "ts").with_columns(
-        ret=_asset_returns(ordered, predictor, cost_bps, execution_price))
+        ret=_asset_returns(ordered, predictor, cost_bps, execution_price, side_tables))
     frontier = (rows.filter(pl.col("ret").is_not_nan()).group_by("symbol")
                 .agg(pl.col("ts").max()))
     if frontier["symbol"].n_unique() < ordered["symbol"].n_unique():
@@ -149,9 +154,10 @@ def _check_history(ordered: pl.DataFrame, min_bars: int) -> None:
 
 
 def _asset_returns(ordered: pl.DataFrame, predictor: Predictor, cost_bps: float,
-                   execution_price: str) -> np.ndarray:
+                   execution_price: str,
+                   side_tables: Mapping[str, pl.DataFrame] | None) -> np.ndarray:
     """Net return of every row of ``ordered`` (sorted by symbol, ts); NaN without one."""
-    positions = predictor.predict_bars(ordered)["position"].to_numpy()
+    positions = predictor.predict_bars(ordered, side_tables)["position"].to_numpy()
     prices = ordered[execution_price].to_numpy()
     out = np.full(ordered.height, np.nan)
     start = 0

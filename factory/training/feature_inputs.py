@@ -45,11 +45,16 @@ def inputs_for(symbol: str, name: str, calendar: str, bars: pl.DataFrame,
 
 
 def _rows_of(table: pl.DataFrame | None, symbol: str) -> pl.DataFrame | None:
-    """One symbol's side-table rows (``ts`` and metrics), or ``None`` when it has none."""
+    """One symbol's side-table rows (``ts`` and metrics), or ``None`` when it has none.
+
+    A metric the symbol's rows never give (an optional column left out of its file) is
+    dropped, so the feature set treats it as absent rather than as a column of nulls.
+    """
     if table is None:
         return None
     rows = table.filter(pl.col("symbol") == symbol).drop("symbol").sort("ts")
-    return rows if rows.height else None
+    given = [c for c in rows.columns if c == "ts" or rows[c].null_count() < rows.height]
+    return rows.select(given) if rows.height else None
 
 
 def missing_inputs(symbols: Sequence[str], calendar: str, bars: pl.DataFrame | None,
