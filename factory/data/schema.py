@@ -97,9 +97,9 @@ def normalise_bars(
         )
     locate = Locator(df, label)
     converters = [
-        lambda: _to_symbols(df["symbol"], locate),
+        lambda: to_symbols(df["symbol"], locate),
         lambda: to_utc_naive(df["ts"], locate, unit=time_unit, fmt=time_format),
-        *(lambda c=c: _to_float(df[c], locate) for c in NUMERIC_COLUMNS),
+        *(lambda c=c: to_float(df[c], locate) for c in NUMERIC_COLUMNS),
     ]
     columns, failures = [], []
     for convert in converters:
@@ -119,7 +119,7 @@ def _provenance(values: pl.Series) -> pl.Series:
     return values.cast(pl.Int64 if values.name == "line" else pl.Utf8)
 
 
-def _to_symbols(values: pl.Series, locate: Locator) -> pl.Series:
+def to_symbols(values: pl.Series, locate: Locator) -> pl.Series:
     """Cast symbols to Utf8 and refuse any that could not safely become a path."""
     symbols = values.cast(pl.Utf8)
     bad = (symbols.is_not_null() & ~symbols.str.contains(SYMBOL_PATTERN)).arg_true()
@@ -130,7 +130,7 @@ def _to_symbols(values: pl.Series, locate: Locator) -> pl.Series:
     return symbols
 
 
-def _to_float(values: pl.Series, locate: Locator) -> pl.Series:
+def to_float(values: pl.Series, locate: Locator) -> pl.Series:
     """Cast a numeric column to Float64; refuse booleans, text and other non-number types."""
     dtype = values.dtype
     if dtype.is_numeric() or dtype == pl.Null:

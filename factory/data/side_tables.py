@@ -28,8 +28,8 @@ from factory.data.lake import IngestResult, Lake
 from factory.data.provenance import PROVENANCE_COLUMNS, Locator
 
 # The bar readers' private steps are reused on purpose: side tables must read exactly as bars.
-from factory.data.schema import _to_float, _to_symbols
-from factory.data.sources import ReadOptions, _canonical_columns, _read_rows, _with_symbol
+from factory.data.schema import to_float, to_symbols
+from factory.data.sources import ReadOptions, canonical_columns, read_rows, with_symbol
 from factory.data.timeparse import TimeUnit, to_utc_naive
 
 __all__ = [
@@ -143,9 +143,9 @@ def normalise_side_table(df: pl.DataFrame, kind: str, label: str, *,
             preamble=f"{label}: missing required column(s) of a {kind} table; required: "
                      f"{', '.join(required)}; optional: {', '.join(schema.optional)}")
     locate = Locator(df, label)
-    converters = [lambda: _to_symbols(df["symbol"], locate),
+    converters = [lambda: to_symbols(df["symbol"], locate),
                   lambda: to_utc_naive(df["ts"], locate, unit=time_unit, fmt=time_format),
-                  *(lambda c=c: _to_float(df[c], locate) for c in schema.metrics
+                  *(lambda c=c: to_float(df[c], locate) for c in schema.metrics
                     if c in df.columns)]
     columns, failures = [], []
     for convert in converters:
@@ -190,13 +190,13 @@ def read_side_file(path: Path, kind: str,
     path = Path(path)
     label = str(path)
     try:
-        raw = _read_rows(path, label)
+        raw = read_rows(path, label)
     except DataQualityError as error:  # the bar reader speaks of bars
         failures = [replace(f, problem=f.problem.replace("no bars", "no rows"))
                     for f in error.failures]
         raise DataQualityError(failures, error.preamble) from None
-    raw, headers = _canonical_columns(raw, options.time_column, label)
-    raw = _with_symbol(raw, options.symbol, path, headers, label)
+    raw, headers = canonical_columns(raw, options.time_column, label)
+    raw = with_symbol(raw, options.symbol, path, headers, label)
     try:
         return normalise_side_table(raw, kind, label, time_unit=options.time_unit,
                                     time_format=options.time_format)

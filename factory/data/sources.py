@@ -167,9 +167,9 @@ def read_bar_file(path: Path, options: ReadOptions = ReadOptions()) -> pl.DataFr
     """
     path = Path(path)
     label = str(path)
-    raw = _read_rows(path, label)
-    raw, headers = _canonical_columns(raw, options.time_column, label)
-    raw = _with_symbol(raw, options.symbol, path, headers, label)
+    raw = read_rows(path, label)
+    raw, headers = canonical_columns(raw, options.time_column, label)
+    raw = with_symbol(raw, options.symbol, path, headers, label)
     try:
         bars = normalise_bars(
             raw, label, time_unit=options.time_unit, time_format=options.time_format
@@ -182,7 +182,7 @@ def read_bar_file(path: Path, options: ReadOptions = ReadOptions()) -> pl.DataFr
     return bars
 
 
-def _read_rows(path: Path, label: str) -> pl.DataFrame:
+def read_rows(path: Path, label: str) -> pl.DataFrame:
     """Read a file's rows with ``file``/``line`` provenance; refuse empty or unreadable files.
 
     Columns of the file named like a provenance column are dropped (they would be shadowed).
@@ -215,7 +215,7 @@ def _read_rows(path: Path, label: str) -> pl.DataFrame:
     return raw.with_columns(file=pl.lit(label), line=pl.col("line").cast(pl.Int64))
 
 
-def _canonical_columns(
+def canonical_columns(
     raw: pl.DataFrame, time_column: str | None, label: str
 ) -> tuple[pl.DataFrame, dict[str, str]]:
     """Rename a file's columns to the canonical lower-case names.
@@ -272,7 +272,7 @@ def _time_column(
     raise refuse(label, "ts", raw.height, f"{problem}; the file's columns: {', '.join(shown)}")
 
 
-def _with_symbol(
+def with_symbol(
     raw: pl.DataFrame, symbol: str | None, path: Path, headers: dict[str, str], label: str
 ) -> pl.DataFrame:
     """Give every row its symbol: the file's column, ``symbol``, or the file name."""
