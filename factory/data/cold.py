@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
 
+from factory.data.cold_record import record_cold_root
 from factory.data.lake import BARS, COLD_URI_ENV, Lake
 from factory.locking import writer_lock
 from factory.paths import FactoryPaths
@@ -103,6 +104,7 @@ def migrate_to_cold(paths: FactoryPaths, older_than: timedelta, *, lake: Lake | 
     cutoff = moment - older_than
     with writer_lock(paths, f"factory lake migrate (bars before {cutoff:%Y-%m-%d})",
                      wait=wait, on_wait=on_wait):
+        record_cold_root(lake.root, lake.cold_root)  # from now on every read needs it
         copied, known_by = copy_to_cold(lake, cutoff)
         deleted = _drop_from_warm(lake, cutoff, known_by) if known_by is not None else 0
     cold_uri = lake.cold_uri()

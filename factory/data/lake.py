@@ -33,6 +33,7 @@ import numpy as np
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
 
+from factory.data.cold_record import resolve_cold_root
 from factory.data.frequency import BarFrequency, check_bar_series, detect_frequency
 from factory.data.provenance import PROVENANCE_COLUMNS
 from factory.data.quality import validate_bars
@@ -99,7 +100,8 @@ class Lake:
         Passed to deltalake for object stores (credentials, endpoint, region).
     cold_root
         Root of the cold tier (its ``bars`` table), ``""`` for none; default:
-        ``$FACTORY_COLD_URI`` for FACTORY_HOME's own lake, none for any other.
+        ``$FACTORY_COLD_URI`` for FACTORY_HOME's own lake, none for any other. Once bars
+        moved there, the root recorded in the lake wins (`factory.data.cold_record`).
     cold_storage_options
         The cold tier's object-store options (default: ``AWS_*`` etc. from the environment).
     """
@@ -112,7 +114,8 @@ class Lake:
         home_lake = "://" not in self.root and Path(root).resolve() == factory_paths().lake
         if cold_root is None and home_lake:
             cold_root = os.environ.get(COLD_URI_ENV, "")
-        self.cold_root = str(cold_root or "").rstrip("/") or None
+        configured = str(cold_root or "").rstrip("/") or None
+        self.cold_root = resolve_cold_root(self.root, configured)
         self.cold_storage_options = cold_storage_options
 
     def uri(self, table: str) -> str:

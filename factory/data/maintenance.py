@@ -164,7 +164,7 @@ def _warm_tables(lake: Lake) -> list[str]:
         candidates = [lake.uri("bars"), lake.uri("symbols")]
     else:
         root = Path(lake.root)
-        candidates = sorted(str(p) for p in root.iterdir()) if root.is_dir() else []
+        candidates = sorted(str(p) for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
     return [uri for uri in candidates if DeltaTable.is_deltatable(uri, lake.storage_options)]
 
 
