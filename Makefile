@@ -62,6 +62,7 @@ bench: install
 	$(BIN)/python bench/ingest_wall_time.py
 	$(BIN)/python bench/rating.py
 	$(BIN)/python bench/zoo.py
+	$(BIN)/python bench/features.py
 
 clean-data:
 	rm -rf data mlflow/mlflow.db mlflow/artifacts .prefect
