@@ -37,6 +37,7 @@ from itertools import combinations
 
 import polars as pl
 
+from feature_sets.indicators import finite_only
 from feature_sets.inputs import FeatureInputs
 
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
@@ -145,6 +146,4 @@ def build(
         pl.when(momentum.is_not_null() & (compared > 0)).then(beaten / compared)
         .alias("rs_rank"),
     )
-    return features.with_columns(
-        pl.when(pl.col(c).cast(pl.Float64).is_finite()).then(pl.col(c).cast(pl.Float64))
-        .alias(c) for c in FEATURES)
+    return finite_only(features.select("ts", *FEATURES))

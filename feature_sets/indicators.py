@@ -92,8 +92,13 @@ def select_features(
     """
     columns = [expr.cast(pl.Float64).alias(name) for name, expr in features.items()]
     frame = bars.lazy().with_columns(**intermediates) if intermediates else bars.lazy()
-    built = frame.select(pl.col("ts"), *columns).collect(engine="in-memory")
-    return built.with_columns(pl.exclude("ts").fill_nan(None))
+    return finite_only(frame.select(pl.col("ts"), *columns).collect(engine="in-memory"))
+
+
+def finite_only(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every column but ``ts`` as Float64, with NaN and infinities turned into null."""
+    value = pl.exclude("ts").cast(pl.Float64)
+    return frame.with_columns(pl.when(value.is_finite()).then(value).name.keep())
 
 
 def log_return(x: pl.Expr, k: int = 1) -> pl.Expr:

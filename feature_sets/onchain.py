@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from feature_sets.indicators import finite_only
 from feature_sets.inputs import FeatureInputs
 
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
@@ -145,6 +146,4 @@ def build(
         .then((dollar_volume / pl.col("transaction_count")).log()).alias("nvt_log"),
         (bar - pl.when(first_seen).then(bar).forward_fill()).alias("onchain_staleness"),
     )
-    return features.with_columns(
-        pl.when(pl.col(c).cast(pl.Float64).is_finite()).then(pl.col(c).cast(pl.Float64))
-        .alias(c) for c in FEATURES)
+    return finite_only(features.select("ts", *FEATURES))

@@ -42,6 +42,7 @@ from __future__ import annotations
 import polars as pl
 from scipy.special import ndtr
 
+from feature_sets.indicators import finite_only
 from feature_sets.inputs import FeatureInputs
 
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
@@ -128,6 +129,4 @@ def build(
         pl.when(abs_returns > 0).then(_ratio(abs_returns, dollar_volume).log())
         .alias("amihud_log"),
     )
-    return features.with_columns(
-        pl.when(pl.col(c).cast(pl.Float64).is_finite()).then(pl.col(c).cast(pl.Float64))
-        .alias(c) for c in FEATURES)
+    return finite_only(features.select("ts", *FEATURES))

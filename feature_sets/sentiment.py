@@ -53,6 +53,7 @@ from functools import cache
 
 import polars as pl
 
+from feature_sets.indicators import finite_only
 from feature_sets.inputs import FeatureInputs
 
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
@@ -205,6 +206,4 @@ def build(
     close = pl.col("close")
     features = pl.concat([bars.select("ts", (close / close.shift(1)).log().alias("ret_1")),
                           scores, vix], how="horizontal")
-    return features.with_columns(
-        pl.when(pl.col(c).cast(pl.Float64).is_finite()).then(pl.col(c).cast(pl.Float64))
-        .alias(c) for c in FEATURES)
+    return finite_only(features.select("ts", *FEATURES))
