@@ -30,7 +30,8 @@ demo: install
 	@echo ""
 	@echo "Browse experiments and the registry:  make ui   then open"
 	@echo "  MLflow UI:  http://127.0.0.1:$(MLFLOW_PORT)   Prefect UI:  http://127.0.0.1:$(PREFECT_PORT)"
-	@echo "Register the deployments (factory on demand, snapshot every 5 min, selection every 24 h):  make serve"
+	@echo "Register the deployments (factory on demand, snapshot every 5 min, selection every 24 h,"
+	@echo "lake maintenance every 7 days):  make serve"
 
 test: install
 	$(BIN)/ruff check .
