@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from factory.data.cold_record import copy_cold_tier
 from factory.paths import FactoryPaths
 
 EXPERIMENTS = ("model-factory", "model-factory-selection")
@@ -97,7 +98,8 @@ def _text_columns(connection: sqlite3.Connection) -> list[tuple[str, str]]:
 
 
 def backup_home(paths: FactoryPaths, destination: Path) -> Path:
-    """Copy the lake, the model runs, the MLflow store and its artifacts to a new home.
+    """Copy the lake (with a local cold tier), the model runs, the MLflow store and its
+    artifacts to a new home. A cold tier on an object store is shared with the copy.
 
     Hold the writer lock while calling this, so nothing changes during the copy.
 
@@ -123,6 +125,7 @@ def backup_home(paths: FactoryPaths, destination: Path) -> Path:
         source = paths.home.joinpath(*parts)
         if source.exists():
             shutil.copytree(source, destination.joinpath(*parts))
+    copy_cold_tier(str(paths.lake), str(copy.lake))
     if _database(paths).exists():
         copy.mlflow.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(_database(paths)) as origin, \

@@ -10,6 +10,7 @@ record: they rely on the environment.)
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 RECORD = "cold_tier.json"
@@ -24,11 +25,36 @@ def _record_path(root: str) -> Path | None:
 
 
 def recorded_cold_root(root: str) -> str | None:
-    """The cold root recorded for the lake at ``root``, if any."""
+    """The cold root recorded for the lake at ``root``, if any (a relative record is read
+    against the lake root, so a copied home finds its own copy of the archive)."""
     path = _record_path(root)
     if path is None or not path.exists():
         return None
-    return str(json.loads(path.read_text())["cold_root"])
+    recorded = str(json.loads(path.read_text())["cold_root"])
+    if "://" in recorded or Path(recorded).is_absolute():
+        return recorded
+    return str((Path(root) / recorded).resolve())
+
+
+def copy_cold_tier(root: str, copy_root: str) -> str | None:
+    """Give the lake copied to ``copy_root`` its own copy of a local cold tier.
+
+    The archive goes beside the copied lake (``<copy_root>/../cold``) and the copy records it
+    relative to itself. A cold tier on an object store is shared: the copy keeps its record.
+
+    Returns
+    -------
+    str or None
+        Where the copy's cold tier is, or ``None`` when the lake has none.
+    """
+    cold = recorded_cold_root(root)
+    if cold is None or "://" in cold:
+        return cold
+    target = Path(copy_root).parent / "cold"
+    shutil.copytree(cold, target)
+    path = Path(copy_root) / RECORD
+    path.write_text(json.dumps({"cold_root": "../cold"}))
+    return str(target)
 
 
 def resolve_cold_root(root: str, configured: str | None) -> str | None:
