@@ -191,10 +191,17 @@ def _one_feature_suite(name: str, validation: str, source: str, bars: pl.DataFra
     window longer than the history) is not provided by that symbol: it is checked on the
     other symbols' rows only, and named in the suite's notes.
     """
-    from factory.training.feature_inputs import inputs_for
+    from factory.training.feature_inputs import inputs_for, missing_inputs
     from feature_sets import INPUT_KINDS, build_features, feature_set
 
     needs = feature_set(name).needs
+    symbols = bars["symbol"].unique(maintain_order=True).to_list()
+    calendar = calendars.get(symbols[0], "equity") if symbols else "equity"
+    universe = missing_inputs(tuple(symbols), calendar, bars, side)
+    lacking = [k for k in needs if k in universe]
+    if lacking:  # as the grid would drop it for this universe
+        return SuiteResult(validation, "skipped", "; ".join(
+            f"needs {k}: {universe[k]}" for k in lacking))
     frames, absent, skipped = [], {}, {}
     for (symbol,), one in bars.group_by("symbol", maintain_order=True):
         inputs = inputs_for(symbol, name, calendars.get(symbol, "equity"), bars, side)

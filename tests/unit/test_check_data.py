@@ -66,7 +66,8 @@ def test_a_clean_lake_passes_writes_data_docs_and_reports_skips(home, toy):
     assert index.is_file() and str(index) in result.output
     assert "ok lake.bars: 80 rows" in result.output
     assert "ok lake.features.toy: 70 rows" in result.output
-    assert "skipped lake.features.toy_panel: AAA skipped (needs panel" in result.output
+    assert ("skipped lake.features.toy_panel: needs panel: the universe has one symbol (AAA)"
+            in result.output)
     assert "lake.features.toy" in index.read_text()
 
 
