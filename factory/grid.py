@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from factory.config import EvaluationConfig, ExclusionRule, FactoryConfig
+from factory.training.feature_inputs import missing_panel
 from feature_sets import feature_set as registered_feature_set
 from model_zoo.registry import capabilities
 
@@ -195,8 +196,7 @@ def expand(config: FactoryConfig, symbols: tuple[str, ...] = (),
     excluded: list[ExcludedCell] = []
     grid = config.grid
     if missing_inputs is None:
-        missing_inputs = ({"panel": f"the universe has one symbol ({symbols[0]})"}
-                          if len(symbols) == 1 else {})
+        missing_inputs = missing_panel(symbols)
     for arch in (a for a in grid.architectures if not grid.only or a in grid.only):
         combos = _hparam_combinations(
             grid.architectures[arch].hparams, grid.architectures[arch].fixed

@@ -37,7 +37,7 @@ from itertools import combinations
 
 import polars as pl
 
-from feature_sets.indicators import finite_only
+from feature_sets.indicators import finite_only, log_return
 from feature_sets.inputs import FeatureInputs
 
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
@@ -64,11 +64,6 @@ def _rolling_corr_beta(x: pl.Expr, y: pl.Expr, window: int) -> tuple[pl.Expr, pl
         (sxy / (sxx * syy).sqrt()).clip(-1.0, 1.0))
     beta = pl.when(enough & (syy > 0)).then(sxy / syy)
     return corr, beta
-
-
-def _log_change(name: str, lag: int) -> pl.Expr:
-    """Log change of column ``name`` over ``lag`` rows (null where either end is missing)."""
-    return (pl.col(name) / pl.col(name).shift(lag)).log()
 
 
 def build(
@@ -122,8 +117,8 @@ def build(
     # every rolling sum that reads it.
     series = ["self", *names]
     closes = closes.with_columns(
-        *(_log_change(n, 1).alias(f"r_{n}") for n in series),
-        *(_log_change(n, momentum_window).alias(f"m_{n}") for n in series),
+        *(log_return(pl.col(n)).alias(f"r_{n}") for n in series),
+        *(log_return(pl.col(n), momentum_window).alias(f"m_{n}") for n in series),
     ).with_columns(pl.mean_horizontal(*(pl.col(f"r_{n}") for n in names)).alias("r_market"))
     returns = {n: pl.col(f"r_{n}") for n in series}
     corr_mkt, beta_mkt = _rolling_corr_beta(returns["self"], pl.col("r_market"), corr_window)

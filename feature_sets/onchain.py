@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from feature_sets.indicators import finite_only
+from feature_sets.indicators import finite_only, log_return
 from feature_sets.inputs import FeatureInputs
 
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
@@ -140,7 +140,7 @@ def build(
     dollar_volume = (close * pl.col("volume").cast(pl.Float64)).rolling_mean(nvt_window)
     features = bars.join_asof(known, on="ts", strategy="backward").select(
         "ts",
-        (close / close.shift(1)).log().alias("ret_1"),
+        log_return(close).alias("ret_1"),
         *TABLE_FEATURES,
         pl.when((dollar_volume > 0) & (pl.col("transaction_count") > 0))
         .then((dollar_volume / pl.col("transaction_count")).log()).alias("nvt_log"),

@@ -42,7 +42,7 @@ from __future__ import annotations
 import polars as pl
 from scipy.special import ndtr
 
-from feature_sets.indicators import finite_only
+from feature_sets.indicators import finite_only, log_return
 from feature_sets.inputs import FeatureInputs
 
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
@@ -101,7 +101,7 @@ def build(
         raise ValueError("order_flow needs sigma_window >= 2 and the other windows >= 1, got "
                          f"{sigma_window}, {vpin_window}, {ofi_window}, {amihud_window}")
     close, volume = pl.col("close"), pl.col("volume").cast(pl.Float64)
-    ret = (close / close.shift(1)).log()
+    ret = log_return(close)
     sigma = ret.rolling_std(sigma_window)
     z = pl.when(sigma > 0).then(ret / sigma).when(sigma == 0).then(0.0)
     frame = bars.with_columns(ret_1=ret, z=z)

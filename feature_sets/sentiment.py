@@ -53,7 +53,7 @@ from functools import cache
 
 import polars as pl
 
-from feature_sets.indicators import finite_only
+from feature_sets.indicators import finite_only, log_return
 from feature_sets.inputs import FeatureInputs
 
 BOUNDS: dict[str, tuple[float | None, float | None]] = {
@@ -204,6 +204,6 @@ def build(
     vix = (_vix_features(times, vix_window, vix_change_days) if inputs.calendar == "equity"
            else _nulls(times, VIX_FEATURES))
     close = pl.col("close")
-    features = pl.concat([bars.select("ts", (close / close.shift(1)).log().alias("ret_1")),
+    features = pl.concat([bars.select("ts", log_return(close).alias("ret_1")),
                           scores, vix], how="horizontal")
     return finite_only(features.select("ts", *FEATURES))

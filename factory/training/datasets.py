@@ -19,7 +19,8 @@ from factory.data.lake import Lake
 from factory.data.names import safe_child
 from factory.data.universe import universe_frequency
 from factory.training.feature_inputs import SIDE_TABLES, inputs_for, missing_inputs
-from feature_sets import build_features, feature_set
+from feature_sets import build_features
+from feature_sets import feature_set as registered_feature_set
 
 
 @dataclass(frozen=True)
@@ -89,15 +90,12 @@ class DatasetRef:
 
     def features_path(self, feature_set: str, params: Mapping, symbol: str) -> Path:
         digest = hashlib.sha256(json.dumps(dict(params), sort_keys=True).encode()).hexdigest()
-        versions = "".join(f"-{t}{v}" for t, v in self.side_versions if t in _needs(feature_set))
+        needs = registered_feature_set(feature_set).needs
+        versions = "".join(f"-{t}{v}" for t, v in self.side_versions if t in needs)
         # Symbols are checked at ingest; the path is checked again where it is built.
         folder = (self.cache_root / "features" / f"{feature_set}-{digest[:10]}"
                   / f"v{self.lake_version}{versions}")
         return safe_child(folder, f"{symbol}.parquet")
-
-
-def _needs(name: str) -> tuple[str, ...]:
-    return feature_set(name).needs
 
 
 def _write_atomically(frame: pl.DataFrame, path: Path) -> None:

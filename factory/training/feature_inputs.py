@@ -57,6 +57,13 @@ def _rows_of(table: pl.DataFrame | None, symbol: str) -> pl.DataFrame | None:
     return rows.select(given) if rows.height else None
 
 
+def missing_panel(symbols: Sequence[str]) -> dict[str, str]:
+    """``{"panel": why}`` for a one-symbol universe, else ``{}`` (also for an unknown one)."""
+    if len(symbols) == 1:
+        return {"panel": f"the universe has one symbol ({symbols[0]})"}
+    return {}
+
+
 def missing_inputs(symbols: Sequence[str], calendar: str, bars: pl.DataFrame | None,
                    side: Mapping[str, pl.DataFrame]) -> dict[str, str]:
     """Input kind -> why the universe lacks it, for every kind some symbol lacks.
@@ -72,11 +79,7 @@ def missing_inputs(symbols: Sequence[str], calendar: str, bars: pl.DataFrame | N
     side
         Side table name -> its rows, for the tables the lake holds.
     """
-    if not symbols:
-        return {}
-    missing: dict[str, str] = {}
-    if len(symbols) < 2:
-        missing["panel"] = f"the universe has one symbol ({symbols[0]})"
+    missing = missing_panel(symbols)
     for kind in SIDE_TABLES:
         table = side.get(kind)
         held = set() if table is None else set(table["symbol"].unique().to_list())
