@@ -147,6 +147,14 @@ def run(
     symbols: list[str] = typer.Option([], help="train on these symbols only (repeatable)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the configs and their count"),
     workers: int = typer.Option(0, help="worker processes (0: the profile's setting)"),
+    search: str = typer.Option("grid", "--search", help="grid: every config of the profile; "
+                               "optuna: a TPE search per architecture (conf/search.yaml)"),
+    trials: int = typer.Option(None, "--trials", min=1, help="with --search optuna: configs "
+                               "trained per architecture (default: the profile's "
+                               "search.n_trials)"),
+    dask: str = typer.Option(None, "--dask", help="train on the Dask cluster whose scheduler "
+                             "is at this address (tcp://HOST:PORT); default: the profile's "
+                             "execution.dask_address, else local worker processes"),
     force: bool = typer.Option(False, help="retrain specs already trained on this lake version"),
     lake_version: int = typer.Option(None, help="read this version of the bars table (time "
                                      "travel: with --force, reproduces an earlier run)"),
@@ -154,15 +162,32 @@ def run(
                                            "onchain at version N (repeatable)"),
     wait: bool = typer.Option(True, help="wait for another writer of this home to finish"),
 ) -> None:
-    """Expand the grid, build features, fan out training, log to MLflow."""
+    """Expand the grid (or search it with Optuna), build features, fan out training, log to
+    MLflow."""
     data = {k: v for k, v in (("source", source), ("symbols", tuple(symbols))) if v}
     config = load_config(profile, data=data)
     paths = configure_environment()
+    if search not in ("grid", "optuna"):
+        raise ValueError(f"--search {search}: expected grid or optuna")
+    if search == "optuna" and (force or dask):
+        raise ValueError("--force and --dask apply to the grid; --search optuna resumes its "
+                         "studies and trains on local worker processes")
+    if search == "grid" and trials is not None:
+        raise ValueError("--trials applies to --search optuna")
+    if search == "optuna":
+        _run_search(config, paths, data, dry_run, workers, trials, lake_version, side_version,
+                    wait)
+        return
     if dry_run:
-        from factory.reports import print_grid
+        from factory.grid_report import print_grid
 
         print_grid(console, config, _lake_universe(config, paths))
         return
+    if dask or config.execution.dask_address:  # before the lock and Prefect: fail at once
+        from flows.executors import check_dask_scheduler
+
+        for line in check_dask_scheduler(dask or config.execution.dask_address).notices():
+            notice(line)
     from factory.data.lake import Lake
     from factory.data.universe import describe_universe
     from factory.locking import writer_lock
@@ -176,12 +201,43 @@ def run(
         with shared_prefect_api(on_slow_start=notice):
             summary = run_factory(profile, workers=workers or None, force=force, data=data,
                                   lake_version=lake_version,
-                                  side_versions=_table_versions(side_version))
+                                  side_versions=_table_versions(side_version),
+                                  dask_address=dask)
     console.print(f"profile {profile}, lake version {summary['lake_version']}: "
                   f"{len(summary['finished'])} trained, {len(summary['failed'])} failed, "
                   f"{summary['n_skipped']} already trained on this lake version")
     if summary["failed"]:
         console.print("[yellow]failed configs are FAILED runs in MLflow, with tracebacks")
+
+
+def _run_search(config, paths, data, dry_run: bool, workers: int, trials: int | None,
+                lake_version: int | None, side_version: list[str], wait: bool) -> None:
+    """``factory run --search optuna``: print the studies' spaces, or run the search flow."""
+    from factory.search import describe_search, search_summary_lines, storage_url
+
+    storage = storage_url(config.search, paths.mlflow)
+    if dry_run:
+        symbols, missing = _lake_universe(config, paths) or ((), None)
+        for line in describe_search(config, symbols, missing, storage, trials):
+            console.print(line, soft_wrap=True)
+        return
+    from factory.data.lake import Lake
+    from factory.data.universe import describe_universe
+    from factory.locking import writer_lock
+    from flows.runtime import shared_prefect_api
+    from flows.search_flow import run_search
+
+    profile = config.profile
+    with writer_lock(paths, f"factory run --search optuna --profile {profile}", wait=wait,
+                     on_wait=notice):
+        for line in describe_universe(config, Lake(paths.lake)).lines():
+            console.print(line, soft_wrap=True)
+        with shared_prefect_api(on_slow_start=notice):
+            summary = run_search(profile, workers=workers or None, trials=trials, data=data,
+                                 lake_version=lake_version,
+                                 side_versions=_table_versions(side_version))
+    for line in search_summary_lines(summary):
+        console.print(line, soft_wrap=True, markup=False)
 
 
 def _lake_universe(config, paths) -> tuple[tuple[str, ...], dict[str, str]] | None:

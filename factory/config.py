@@ -2,7 +2,8 @@
 
 Every model is frozen and forbids unknown keys, so a typo in a YAML key is an error that
 names the key and the file. A profile (conf/profiles/<name>.yaml) is a partial document
-deep-merged over the base files: it changes the grid's size, never the code path.
+deep-merged over the base files (an architecture it names replaces the base's entry whole):
+it changes the grid's size, never the code path.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-BASE_FILES = ("data", "features", "grid", "evaluation", "selection", "execution")
+BASE_FILES = ("data", "features", "grid", "evaluation", "selection", "execution", "search")
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
@@ -47,38 +48,78 @@ class FeatureSetConfig(_Frozen):
     normaliser: Literal["zscore", "rank_gauss"] = "zscore"
 
 
-class ExclusionRule(_Frozen):
-    """A grid cell pattern to drop, with the reason it is dropped.
+Family = Literal["net", "tree", "linear", "econometric", "rl"]
+RuleKind = Literal["capability", "feasibility", "prior_performance"]
 
-    A cell is excluded when every given field matches (lists mean "any of").
+
+class ConfigPattern(_Frozen):
+    """Which grid configurations a rule names: every given field must match, and a list
+    means "any of". ``families`` are the zoo's families (``factory models``); ``hparams``
+    maps a hyperparameter to the values that match; ``reference`` matches an architecture's
+    reference row (the first value of every axis) when true, every other row when false.
     """
 
-    reason: Annotated[str, Field(min_length=5)]
     architectures: tuple[str, ...] = ()
+    families: tuple[Family, ...] = ()
     lookbacks: tuple[PositiveInt, ...] = ()
     feature_sets: tuple[str, ...] = ()
+    hparams: dict[str, list[Any]] = Field(default_factory=dict)
+    reference: bool | None = None
+
+    def is_empty(self) -> bool:
+        """True when the pattern names nothing (it would match every configuration)."""
+        return not (self.architectures or self.families or self.lookbacks
+                    or self.feature_sets or self.hparams or self.reference is not None)
+
+
+class ExclusionRule(_Frozen):
+    """A named rule that drops the configurations ``where`` matches, except those any pattern
+    of ``unless`` matches, and says why.
+
+    ``kind`` is the rule's ground: ``capability`` (the model cannot use the cell, or would
+    duplicate another), ``feasibility`` (the compute it would cost) or ``prior_performance``
+    (measured earlier to add nothing). ``factory run --dry-run`` counts what each rule drops.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=60)]
+    kind: RuleKind
+    reason: Annotated[str, Field(min_length=5)]
+    where: ConfigPattern
+    unless: tuple[ConfigPattern, ...] = ()
 
     @model_validator(mode="after")
     def _has_a_pattern(self) -> ExclusionRule:
-        if not (self.architectures or self.lookbacks or self.feature_sets):
-            raise ValueError("an exclusion rule must name architectures, lookbacks or feature_sets")
+        if self.where.is_empty():
+            raise ValueError(f"exclusion rule {self.name!r}: `where` must name architectures, "
+                             "families, lookbacks, feature_sets or hparams")
         return self
 
 
 class ArchitectureGrid(_Frozen):
-    """Hyperparameter axes of one architecture: each key lists the values to try."""
+    """Hyperparameter axes of one architecture: each key lists the values to try.
+
+    The first value of every axis is the architecture's reference setting (exclusion rules
+    can keep only that row away from the cell where the whole design runs). An axis whose
+    values are mappings is a bundle: each value sets the hyperparameters it
+    names (``regularisation: [{l1: 1e-5}, {l2: 1e-4}, {l1: 1e-5, l2: 1e-4}]``) and the
+    axis name itself is not one. ``design`` combines the axes: ``full`` (every combination)
+    or ``orthogonal`` (a strength-2 orthogonal array: every pair of levels of any two axes
+    appears equally often, in s**2 rows for s levels instead of s**k; see
+    ``factory.grid_design``).
+    """
 
     hparams: dict[str, list[Any]] = Field(default_factory=dict)
     fixed: dict[str, Any] = Field(default_factory=dict)
+    design: Literal["full", "orthogonal"] = "full"
 
     @model_validator(mode="after")
     def _no_empty_axis(self) -> ArchitectureGrid:
+        from factory.grid_design import check_axes
+
         empty = [k for k, v in self.hparams.items() if not v]
         if empty:
             raise ValueError(f"hyperparameter axes with no values: {empty}")
-        overlap = set(self.hparams) & set(self.fixed)
-        if overlap:
-            raise ValueError(f"hyperparameters both searched and fixed: {sorted(overlap)}")
+        check_axes(self.hparams, self.fixed, self.design)
         return self
 
 
@@ -98,6 +139,16 @@ class GridConfig(_Frozen):
         unknown = [name for name in self.only if name not in self.architectures]
         if unknown:
             raise ValueError(f"grid.only names architectures the grid lacks: {unknown}")
+        names = [rule.name for rule in self.exclusions]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"exclusion rules share a name: {repeated}")
+        for rule in self.exclusions:
+            named = set(rule.where.architectures).union(
+                *(pattern.architectures for pattern in rule.unless))
+            if named - set(self.architectures):
+                raise ValueError(f"exclusion rule {rule.name!r} names architectures the grid "
+                                 f"lacks: {sorted(named - set(self.architectures))}")
         return self
 
 
@@ -164,10 +215,76 @@ class SelectionConfig(_Frozen):
 
 
 class ExecutionConfig(_Frozen):
-    """How training fans out: process workers and RunSpecs per mapped task."""
+    """How training fans out: process workers and RunSpecs per mapped task.
+
+    ``dask_address``: the scheduler of a Dask cluster (``tcp://host:port`` or
+    ``tls://host:port``) to train on instead of local processes; ``workers`` is then unused
+    (the cluster has its own). See ``flows.executors``.
+    """
 
     workers: PositiveInt = 2
     chunk_size: PositiveInt = 4
+    dask_address: str | None = None
+
+    @model_validator(mode="after")
+    def _dask_address_form(self) -> ExecutionConfig:
+        if self.dask_address is not None:
+            self.valid_dask_address(self.dask_address)
+        return self
+
+    @staticmethod
+    def valid_dask_address(address: str) -> str:
+        """Return ``address`` if it reads ``tcp://HOST:PORT`` or ``tls://HOST:PORT``.
+
+        Raises
+        ------
+        ValueError
+            Otherwise, quoting the address and the expected form.
+        """
+        scheme, _, rest = address.partition("://")
+        host, _, port = rest.rpartition(":")
+        if (scheme in ("tcp", "tls") and host and port.isdigit() and 0 < int(port) < 65536
+                and not any(c.isspace() or c in "/?#@" for c in host)):
+            return address
+        raise ValueError(f"Dask scheduler address {address!r}: expected tcp://HOST:PORT or "
+                         "tls://HOST:PORT, e.g. tcp://10.0.0.5:8786")
+
+
+class MedianPrunerConfig(_Frozen):
+    """Optuna's MedianPruner: a trial stops after a walk-forward fold where its running Sharpe
+    is below the median of earlier trials' at that fold. ``n_startup_trials``: trials that
+    finish every fold before any is pruned; ``n_warmup_steps``: folds every trial completes
+    before it can be pruned."""
+
+    n_startup_trials: Annotated[int, Field(ge=0)] = 5
+    n_warmup_steps: Annotated[int, Field(ge=0)] = 0
+
+
+class SearchConfig(_Frozen):
+    """``factory run --search optuna``: a TPE search per architecture instead of the grid.
+
+    ``n_trials``: configurations trained per architecture and invocation (a draw the grid
+    excludes, or one already evaluated in the study, is answered without training and does
+    not count); ``top_k``: the best completed trials of each study, refit on all history and
+    registered as candidates; ``sampler_seed``, ``startup_trials``: TPE's seed and its random
+    trials before it models; ``storage``: the studies' database URL (default: sqlite
+    ``optuna.db`` beside the MLflow db; the environment's FACTORY_OPTUNA_STORAGE wins);
+    ``only``: the architectures searched (default: the grid's); ``architectures``: axes
+    searched instead of the grid's for the architectures named (finer than a grid affords);
+    ``rule_kinds``: the kinds of ``grid.exclusions`` a draw obeys (what the grid's code
+    drops, an architecture's capabilities and the universe's inputs, it always obeys): leave
+    out ``feasibility`` to let the search reach configs the grid thins out for cost.
+    """
+
+    n_trials: PositiveInt = 20
+    top_k: PositiveInt = 3
+    sampler_seed: int = 0
+    startup_trials: PositiveInt = 10
+    pruner: MedianPrunerConfig = MedianPrunerConfig()
+    storage: Annotated[str, Field(pattern=r"^[a-z][a-z0-9+]*://")] | None = None
+    only: tuple[str, ...] = ()
+    architectures: dict[str, ArchitectureGrid] = Field(default_factory=dict)
+    rule_kinds: tuple[RuleKind, ...] = ("capability", "feasibility", "prior_performance")
 
 
 class FactoryConfig(_Frozen):
@@ -180,6 +297,7 @@ class FactoryConfig(_Frozen):
     evaluation: EvaluationConfig
     selection: SelectionConfig
     execution: ExecutionConfig
+    search: SearchConfig = SearchConfig()
 
     @model_validator(mode="after")
     def _feature_sets_defined(self) -> FactoryConfig:
@@ -210,6 +328,18 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
+def merge_profile(document: dict[str, Any], profile: dict[str, Any]) -> dict[str, Any]:
+    """Merge a profile over the base documents: deep, except that an architecture the
+    profile's grid names replaces the base's entry whole, so a profile never trains an
+    architecture on axes half its own and half the base's."""
+    named = (profile.get("grid") or {}).get("architectures") or {}
+    base_grid = dict(document.get("grid") or {})
+    base_grid["architectures"] = {arch: entry for arch, entry
+                                  in (base_grid.get("architectures") or {}).items()
+                                  if arch not in named}
+    return deep_merge({**document, "grid": base_grid}, profile)
+
+
 def load_config(profile: str = "demo", conf_dir: Path = CONF_DIR,
                 data: dict[str, Any] | None = None) -> FactoryConfig:
     """Load conf/*.yaml and merge ``conf/profiles/<profile>.yaml`` over it.
@@ -233,7 +363,7 @@ def load_config(profile: str = "demo", conf_dir: Path = CONF_DIR,
     for name in BASE_FILES:
         document[name] = _read_yaml(conf_dir / f"{name}.yaml")
     profile_path = conf_dir / "profiles" / f"{profile}.yaml"
-    document = deep_merge(document, _read_yaml(profile_path))
+    document = merge_profile(document, _read_yaml(profile_path))
     document = deep_merge(document, {"data": data or {}})
     try:
         return FactoryConfig.model_validate(document)

@@ -17,12 +17,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from factory.config import EvaluationConfig, ExclusionRule, FactoryConfig
+from factory.config import ConfigPattern, EvaluationConfig, ExclusionRule, FactoryConfig
+from factory.grid_design import combinations
 from factory.training.feature_inputs import missing_panel
 from feature_sets import feature_set as registered_feature_set
 from model_zoo.registry import capabilities
@@ -89,12 +91,26 @@ class RunSpec(BaseModel):
 
 @dataclass(frozen=True)
 class ExcludedCell:
-    """A grid cell that was dropped, and why."""
+    """Configurations of one grid cell that a rule dropped, and why.
+
+    Attributes
+    ----------
+    arch, lookback, feature_set
+        The cell.
+    reason, rule, kind
+        The rule's reason, name and ground (``capability``, ``feasibility``,
+        ``prior_performance``, or ``inputs`` for what the universe's data lacks).
+    configs
+        How many of the cell's hyperparameter combinations it dropped.
+    """
 
     arch: str
     lookback: int
     feature_set: str
     reason: str
+    rule: str = ""
+    kind: str = "capability"
+    configs: int = 1
 
 
 @dataclass(frozen=True)
@@ -103,6 +119,26 @@ class GridExpansion:
 
     specs: list[RunSpec]
     excluded: list[ExcludedCell]
+
+    def kept_by(self, field: str) -> dict[Any, int]:
+        """Kept configurations per value of a RunSpec field (``arch``, ``lookback``,
+        ``feature_set``), in first-seen order."""
+        counts: dict[Any, int] = {}
+        for spec in self.specs:
+            key = getattr(spec, field)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def dropped_by_rule(self, config: FactoryConfig) -> dict[str, tuple[str, str, int]]:
+        """Rule name -> (ground, reason, configurations dropped) for every rule of
+        ``config`` (the built-in ones first, then the grid's in their order), zero where a
+        rule dropped nothing."""
+        dropped = {name: (kind, reason, 0) for name, (kind, reason) in BUILT_IN_RULES.items()}
+        dropped |= {r.name: (r.kind, r.reason, 0) for r in config.grid.exclusions}
+        for cell in self.excluded:
+            kind, reason, count = dropped[cell.rule]
+            dropped[cell.rule] = (kind, reason, count + cell.configs)
+        return dropped
 
 
 class LabelCollisionError(ValueError):
@@ -127,44 +163,70 @@ def check_unique_labels(specs: list[RunSpec]) -> None:
                 "the seed of one of them")
 
 
-def _capability_reason(arch: str, lookback: int, feature_set: str, config: FactoryConfig,
-                       symbols: tuple[str, ...], missing: dict[str, str]) -> str:
+BUILT_IN_RULES: dict[str, tuple[str, str]] = {
+    "inputs-missing": ("inputs", "the feature set needs an input (a panel of assets, a "
+                       "sentiment or on-chain table) the universe's data lacks"),
+    "panel-needs-two-assets": ("inputs", "a panel model (VAR, the graph net) needs two assets "
+                               "or more"),
+    "univariate-one-feature-set": ("capability", "a univariate model uses only ret_1, which "
+                                   "every feature set carries: one feature set is kept, the "
+                                   "others would duplicate it"),
+    "whole-history-one-lookback": ("capability", "a model that filters the whole history uses "
+                                   "the lookback only as its warm-up: one lookback is kept, "
+                                   "the others would duplicate it"),
+}
+"""The rules :func:`expand` applies before the configured ones: name -> (ground, reason in
+general; each excluded cell carries its own, naming the architecture)."""
+
+
+def _capability_rule(arch: str, lookback: int, feature_set: str, config: FactoryConfig,
+                     symbols: tuple[str, ...], missing: dict[str, str]) -> tuple[str, str, str]:
+    """(rule, kind, reason) of the built-in rule that drops the cell, or empty strings."""
     caps = capabilities(arch)
     grid = config.grid
     lacking = [k for k in registered_feature_set(feature_set).needs if k in missing]
     if lacking:
-        return (f"feature set {feature_set!r} needs {', '.join(lacking)}: "
+        return ("inputs-missing", "inputs",
+                f"feature set {feature_set!r} needs {', '.join(lacking)}: "
                 + "; ".join(missing[k] for k in lacking))
     if caps.panel and len(symbols) == 1:
-        return (f"{arch} models a panel of assets together: the universe has one symbol "
+        return ("panel-needs-two-assets", "inputs",
+                f"{arch} models a panel of assets together: the universe has one symbol "
                 f"({symbols[0]})")
     if caps.univariate and feature_set != grid.feature_sets[0]:
-        return (
-            f"{arch} is univariate (uses only ret_1, which every feature set carries): "
-            f"only feature set {grid.feature_sets[0]!r} is kept, the others would duplicate it"
-        )
+        return ("univariate-one-feature-set", "capability",
+                f"{arch} is univariate (uses only ret_1, which every feature set carries): "
+                f"only feature set {grid.feature_sets[0]!r} is kept, the others would "
+                "duplicate it")
     if not caps.uses_lookback and lookback != min(grid.lookbacks):
-        return (
-            f"{arch} filters the whole history, the lookback only sets its warm-up: "
-            f"only lookback {min(grid.lookbacks)} is kept, the others would duplicate it"
-        )
-    return ""
+        return ("whole-history-one-lookback", "capability",
+                f"{arch} filters the whole history, the lookback only sets its warm-up: "
+                f"only lookback {min(grid.lookbacks)} is kept, the others would duplicate it")
+    return "", "", ""
 
 
-def _rule_matches(rule: ExclusionRule, arch: str, lookback: int, feature_set: str) -> bool:
+def _pattern_matches(pattern: ConfigPattern, arch: str, lookback: int, feature_set: str,
+                     hparams: dict[str, Any], reference: bool) -> bool:
     return (
-        (not rule.architectures or arch in rule.architectures)
-        and (not rule.lookbacks or lookback in rule.lookbacks)
-        and (not rule.feature_sets or feature_set in rule.feature_sets)
+        (pattern.reference is None or pattern.reference == reference)
+        and (not pattern.architectures or arch in pattern.architectures)
+        and (not pattern.families or capabilities(arch).family in pattern.families)
+        and (not pattern.lookbacks or lookback in pattern.lookbacks)
+        and (not pattern.feature_sets or feature_set in pattern.feature_sets)
+        and all(name in hparams and hparams[name] in values
+                for name, values in pattern.hparams.items())
     )
 
 
-def _hparam_combinations(axes: dict[str, list[Any]], fixed: dict[str, Any]) -> list[dict]:
-    names = sorted(axes)
-    return [
-        {**fixed, **dict(zip(names, values, strict=True))}
-        for values in itertools.product(*(axes[n] for n in names))
-    ]
+def rule_matches(rule: ExclusionRule, arch: str, lookback: int, feature_set: str,
+                 hparams: dict[str, Any], reference: bool = False) -> bool:
+    """Whether ``rule`` drops this configuration: ``where`` matches and no pattern of
+    ``unless`` does. ``reference``: whether ``hparams`` is the architecture's reference row
+    (the first value of every axis)."""
+    def matches(pattern: ConfigPattern) -> bool:
+        return _pattern_matches(pattern, arch, lookback, feature_set, hparams, reference)
+
+    return matches(rule.where) and not any(matches(pattern) for pattern in rule.unless)
 
 
 def expand(config: FactoryConfig, symbols: tuple[str, ...] = (),
@@ -198,34 +260,33 @@ def expand(config: FactoryConfig, symbols: tuple[str, ...] = (),
     if missing_inputs is None:
         missing_inputs = missing_panel(symbols)
     for arch in (a for a in grid.architectures if not grid.only or a in grid.only):
-        combos = _hparam_combinations(
-            grid.architectures[arch].hparams, grid.architectures[arch].fixed
-        )
+        axes = grid.architectures[arch]
+        combos = combinations(axes.hparams, axes.fixed, axes.design)
         for lookback, feature_set in itertools.product(grid.lookbacks, grid.feature_sets):
-            reason = _capability_reason(arch, lookback, feature_set, config, symbols,
-                                        missing_inputs)
-            if not reason:
-                reason = next(
-                    (r.reason for r in grid.exclusions
-                     if _rule_matches(r, arch, lookback, feature_set)),
-                    "",
-                )
-            if reason:
-                excluded.append(ExcludedCell(arch, lookback, feature_set, reason))
+            rule, kind, reason = _capability_rule(arch, lookback, feature_set, config, symbols,
+                                                  missing_inputs)
+            if rule:
+                excluded.append(ExcludedCell(arch, lookback, feature_set, reason, rule, kind,
+                                             len(combos)))
                 continue
-            specs.extend(
-                RunSpec(
-                    arch=arch,
-                    lookback=lookback,
-                    feature_set=feature_set,
+            dropped: Counter[int] = Counter()
+            for hparams in combos:
+                reference = hparams == combos[0]
+                matched = next((i for i, r in enumerate(grid.exclusions)
+                                if rule_matches(r, arch, lookback, feature_set, hparams,
+                                                reference)), None)
+                if matched is not None:
+                    dropped[matched] += 1
+                    continue
+                specs.append(RunSpec(
+                    arch=arch, lookback=lookback, feature_set=feature_set,
                     feature_params=config.features[feature_set].params,
                     normaliser=config.features[feature_set].normaliser,
-                    hparams=hparams,
-                    evaluation=config.evaluation,
-                    symbols=symbols,
-                    seed=grid.seed,
-                )
-                for hparams in combos
-            )
+                    hparams=hparams, evaluation=config.evaluation, symbols=symbols,
+                    seed=grid.seed))
+            excluded.extend(
+                ExcludedCell(arch, lookback, feature_set, grid.exclusions[i].reason,
+                             grid.exclusions[i].name, grid.exclusions[i].kind, n)
+                for i, n in sorted(dropped.items()))
     check_unique_labels(specs)
     return GridExpansion(specs=specs, excluded=excluded)

@@ -61,29 +61,6 @@ def print_features(console: Console, config: FactoryConfig) -> None:
         console.print(f"  {kind}: {provider}")
 
 
-def print_grid(console: Console, config: FactoryConfig,
-               universe: tuple[tuple[str, ...], dict[str, str]] | None = None) -> None:
-    """Every config of the profile, the excluded cells with their reasons, and the counts.
-
-    ``universe`` is the lake's ``(symbols, missing inputs)`` where it holds the run's
-    symbols; without it the grid is expanded for an unknown universe.
-    """
-    from factory.grid import expand
-
-    symbols, missing = universe or ((), None)
-    expansion = expand(config, symbols, missing)
-    table = Table(title=f"profile {config.profile}: {len(expansion.specs)} configs")
-    for column in ("#", "id", "arch", "lookback", "feature set", "hyperparameters"):
-        table.add_column(column)
-    for i, spec in enumerate(expansion.specs, 1):
-        hp = ", ".join(f"{k}={v}" for k, v in sorted(spec.hparams.items()))
-        table.add_row(str(i), spec.short_id, spec.arch, str(spec.lookback), spec.feature_set, hp)
-    console.print(table)
-    for cell in expansion.excluded:
-        console.print(f"excluded {cell.arch} L={cell.lookback} {cell.feature_set}: {cell.reason}")
-    console.print(f"{len(expansion.specs)} configs, {len(expansion.excluded)} cells excluded")
-
-
 def print_leaderboard(console: Console, paths: FactoryPaths, config: FactoryConfig) -> None:
     """Print the last selection's leaderboard, or a preview when none has run yet.
 

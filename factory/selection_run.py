@@ -141,8 +141,21 @@ def latest_audit(paths: FactoryPaths) -> pl.DataFrame | None:
 
 
 def _universe(lake: Lake, tracker: Tracker, symbols: str) -> Universe:
-    """Frequency, calendar and trials of one universe."""
-    frequency = next(iter(lake.bar_frequencies(symbols.split(",")).values()))
+    """Frequency, calendar and trials of one universe.
+
+    Raises
+    ------
+    LookupError
+        When the lake holds none of the universe's bars: the tracking store is shared with
+        homes whose lakes differ (models trained elsewhere cannot be rated here).
+    """
+    frequencies = lake.bar_frequencies(symbols.split(","))
+    if not frequencies:
+        raise LookupError(
+            f"the registry holds models trained on {symbols}, whose bars the lake at "
+            f"{lake.root} does not hold: a shared MLflow store needs the lake it was trained "
+            "on (one FACTORY_HOME on shared storage, or the lake on S3), or ingest them here")
+    frequency = next(iter(frequencies.values()))
     return Universe(frequency.periods_per_year, bars_per_day(frequency),
                     tracker.trial_sharpes(symbols))
 

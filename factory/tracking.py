@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -52,7 +54,7 @@ from factory.tracking_stages import (
     apply_stages,
     log_selection_run,
 )
-from factory.training.fit import SpecOutcome
+from factory.training.fit import EVALUATED, SpecOutcome
 from factory.training.plots import equity_drawdown_png
 from factory.training.predictor import Predictor
 
@@ -67,6 +69,12 @@ rather than the GenAI traces view an experiment without a kind may open on."""
 NOTE_TAG = "mlflow.note.content"
 FOLD_PREFIX = "fold/"
 """Per-fold metrics are logged as ``fold/<metric>`` with step = fold index."""
+STUDY_TAG, TRIAL_TAG, TRIAL_STATE_TAG = "optuna.study", "optuna.trial", "optuna.state"
+REGISTERED_TAG, STUDY_ROLE_TAG, PARENT_TAG = ("optuna.registered", "optuna.role",
+                                              "mlflow.parentRunId")
+"""``factory run --search optuna``: a trial's run carries its study, number and Optuna state,
+``optuna.registered`` once its refit model is registered, and its study's run as parent; the
+study's own run (role ``study``) is no trial: it has no managed tag, so no query counts it."""
 
 
 # Registration chatter would bury the training progress display.
@@ -139,12 +147,16 @@ class Tracker:
         return self._bars[key]
 
     def start_outcome(self, outcome: SpecOutcome, lake_version: int, git_commit: str,
-                      profile: str, side_versions: Mapping[str, int] | None = None) -> str:
+                      profile: str, side_versions: Mapping[str, int] | None = None,
+                      extra_tags: Mapping[str, str] | None = None, note: str = "") -> str:
         """Log one outcome to a new run (left RUNNING) and register its model if FINISHED.
 
         ``side_versions`` (the versions of the side tables the run's features read) become
         ``lake.<table>_version`` tags beside ``lake_version``: with them ``factory run
-        --lake-version V --side-version TABLE=N`` reproduces the run.
+        --lake-version V --side-version TABLE=N`` reproduces the run. ``extra_tags`` are
+        added to the run's (a search trial's study, number and parent run), ``note`` put
+        before its description. An EVALUATED outcome (no model) is logged like a FINISHED
+        one, without registration.
 
         Returns
         -------
@@ -158,13 +170,20 @@ class Tracker:
         tags = {"spec_id": spec.id, "arch": spec.arch, "lake_version": str(lake_version),
                 "git_commit": git_commit, "profile": profile, MANAGED_TAG: "true",
                 "mlflow.runName": spec.label,
-                NOTE_TAG: run_description(outcome, lake_version, lake_uri)}
+                NOTE_TAG: (f"{note}\n\n" if note else "") + run_description(
+                    replace(outcome, status="FINISHED") if outcome.status == EVALUATED
+                    else outcome, lake_version, lake_uri)}
         tags |= {f"lake.{t}_version": str(v) for t, v in (side_versions or {}).items()}
+        tags |= dict(extra_tags or {})
         run = self.client.create_run(self.experiment_id, tags=tags)
         run_id = run.info.run_id
+        bars = self._training_bars(spec.symbols, lake_version)
+        if outcome.status == "FINISHED":
+            # The model first: logged after the metrics, MLflow copies every metric of the
+            # run to the model one history query at a time (half a second per model).
+            self._register(run_id, outcome, lake_version, bars)
         self.client.log_batch(run_id, metrics=_metrics(outcome),
                               params=[Param(k, v) for k, v in _flat_params(outcome).items()])
-        bars = self._training_bars(spec.symbols, lake_version)
         self.client.log_inputs(run_id, datasets=[bars_dataset_input(bars, lake_uri,
                                                                     lake_version)])
         with tempfile.TemporaryDirectory() as tmp:
@@ -175,16 +194,66 @@ class Tracker:
             else:
                 outcome.oos.write_parquet(folder / "oos_predictions.parquet")
                 outcome.portfolio.write_parquet(folder / "oos_returns.parquet")
-                equity_drawdown_png(outcome.portfolio, folder / "equity_drawdown.png",
-                                    title=f"{spec.label}, lake v{lake_version}: "
-                                          f"{spec.describe()}")
+                picture = folder / "equity_drawdown.png"
+                if outcome.picture:  # drawn by the worker
+                    shutil.copyfile(outcome.picture, picture)
+                else:
+                    equity_drawdown_png(outcome.portfolio, picture,
+                                        title=f"{spec.label}, lake v{lake_version}: "
+                                              f"{spec.describe()}")
             self.client.log_artifacts(run_id, str(folder))
-        if outcome.status == "FINISHED":
-            min_bars = int(model_meta(outcome).get("min_bars", spec.lookback))
-            example = input_example(bars, spec.symbols[0], min_bars)
-            log_and_register(self.client, self.experiment_id, outcome, run_id, lake_version,
-                             example)
         return run_id
+
+    def _register(self, run_id: str, outcome: SpecOutcome, lake_version: int,
+                  bars: pl.DataFrame) -> str:
+        min_bars = int(model_meta(outcome).get("min_bars", outcome.spec.lookback))
+        example = input_example(bars, outcome.spec.symbols[0], min_bars)
+        return log_and_register(self.client, self.experiment_id, outcome, run_id, lake_version,
+                                example)
+
+    def register_outcome(self, run_id: str, outcome: SpecOutcome, lake_version: int) -> str:
+        """Register a FINISHED outcome's (refit) model as a version from the logged run
+        ``run_id`` and tag the run ``optuna.registered``; idempotent: a run that has a
+        version already keeps it. Returns the version number."""
+        found = self.client.search_model_versions(f"run_id = '{run_id}'")
+        version = found[0].version if found else self._register(
+            run_id, outcome, lake_version,
+            self._training_bars(outcome.spec.symbols, lake_version))
+        self.client.set_tag(run_id, REGISTERED_TAG, "true")
+        return str(version)
+
+    def study_run(self, study: str, tags: Mapping[str, str]) -> str:
+        """The run of an Optuna study (created on first use), the parent of its trials'
+        runs; ``tags`` are set on it each time. It carries no managed tag: not a trial."""
+        found = mlflow.search_runs(
+            experiment_ids=[self.experiment_id], output_format="list",
+            filter_string=f"tags.`{STUDY_TAG}` = '{study}' and tags.`{STUDY_ROLE_TAG}` = 'study'")
+        if found:
+            run_id = found[0].info.run_id
+            for key, value in tags.items():
+                self.client.set_tag(run_id, key, value)
+            return run_id
+        return self.client.create_run(self.experiment_id, tags={
+            **tags, STUDY_TAG: study, STUDY_ROLE_TAG: "study",
+            "mlflow.runName": f"study {study}"}).info.run_id
+
+    def close_study_run(self, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+        """Log a study's figures at ``step`` (its number of trials) and mark its run FINISHED."""
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step)
+                                               for k, v in metrics.items() if np.isfinite(v)])
+        self.client.set_terminated(run_id, status="FINISHED")
+
+    def study_trial_runs(self, study: str) -> dict[int, tuple[str, bool]]:
+        """Trial number -> (run id, registered?) of every trial of ``study`` logged for good:
+        FINISHED, or FAILED other than by :meth:`fail_orphaned_runs` (a killed logger)."""
+        runs = mlflow.search_runs(experiment_ids=[self.experiment_id], output_format="list",
+                                  filter_string=f"tags.`{STUDY_TAG}` = '{study}'")
+        return {int(r.data.tags[TRIAL_TAG]): (r.info.run_id,
+                                              r.data.tags.get(REGISTERED_TAG) == "true")
+                for r in runs if TRIAL_TAG in r.data.tags and (
+                    r.info.status == "FINISHED" or (r.info.status == "FAILED"
+                                                    and FAILURE_TAG not in r.data.tags))}
 
     def finish_outcome(self, run_id: str, status: str) -> None:
         """Mark a run FINISHED or FAILED: the last step of logging an outcome."""
@@ -212,12 +281,14 @@ class Tracker:
         return [run.info.run_id for run in runs]
 
     def trained_spec_ids(self, lake_version: int) -> set[str]:
-        """Spec ids with a FINISHED run on ``lake_version`` (re-running skips them)."""
+        """Spec ids with a FINISHED run on ``lake_version`` (re-running skips them); a search
+        trial counts only once its model is registered."""
         runs = mlflow.search_runs(
             experiment_ids=[self.experiment_id], output_format="list",
             filter_string=(f"attributes.status = 'FINISHED' and tags.lake_version = "
                            f"'{lake_version}' and tags.`{MANAGED_TAG}` = 'true'"))
-        return {r.data.tags["spec_id"] for r in runs}
+        return {r.data.tags["spec_id"] for r in runs
+                if TRIAL_TAG not in r.data.tags or r.data.tags.get(REGISTERED_TAG) == "true"}
 
     def latest_versions(self) -> pl.DataFrame:
         """Latest completed version of every factory-managed model, with its run's metrics.

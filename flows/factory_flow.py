@@ -41,6 +41,7 @@ from factory.tracking import Tracker
 from factory.training.datasets import DatasetRef, cache_bars, universe_missing_inputs
 from factory.training.feature_inputs import SIDE_TABLES
 from factory.training.outcomes import load_outcomes
+from flows.executors import check_dask_scheduler, task_runner
 from tasks.results import JSON_RESULTS
 from tasks.tracking import fail_orphaned_runs_task, log_outcome_task
 from tasks.training import build_features_task, train_chunk_task
@@ -58,6 +59,10 @@ class FactoryRunSummary:
     finished: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    arch_seconds: dict[str, float] = field(default_factory=dict)
+    """Worker seconds per architecture: where the training time went."""
+    spec_seconds: dict[str, float] = field(default_factory=dict)
+    """Worker seconds per spec id (bench/ compares them with an in-process baseline)."""
 
 
 def git_commit() -> str:
@@ -201,6 +206,9 @@ def _train_and_log(paths: FactoryPaths, profile: str, force: bool, data: dict | 
                                  dict(ref.side_versions))
                 chunk_logging += time.perf_counter() - tick
                 train_seconds += outcome.seconds
+                summary.arch_seconds[outcome.spec.arch] = (
+                    summary.arch_seconds.get(outcome.spec.arch, 0.0) + outcome.seconds)
+                summary.spec_seconds[outcome.spec.id] = outcome.seconds
                 bucket = summary.finished if outcome.status == "FINISHED" else summary.failed
                 bucket.append(outcome.spec.id)
                 log.info("%s %s, OOS Sharpe %.2f", outcome.spec.label, outcome.status.lower(),
@@ -226,10 +234,16 @@ def _train_and_log(paths: FactoryPaths, profile: str, force: bool, data: dict | 
 
 def run_factory(profile: str, workers: int | None = None, force: bool = False,
                 data: dict | None = None, lake_version: int | None = None,
-                side_versions: dict[str, int] | None = None) -> dict:
-    """Run the factory flow with ``workers`` processes (default: the profile's setting)."""
-    workers = workers or load_config(profile, data=data).execution.workers
-    runner = ProcessPoolTaskRunner(max_workers=workers)
+                side_versions: dict[str, int] | None = None,
+                dask_address: str | None = None) -> dict:
+    """Run the factory flow with ``workers`` processes (default: the profile's setting), or
+    on the Dask cluster at ``dask_address`` (default: ``execution.dask_address``; see
+    ``flows.executors``), whose scheduler must answer before anything starts."""
+    execution = load_config(profile, data=data).execution
+    address = dask_address or execution.dask_address
+    if address:
+        check_dask_scheduler(address)
+    runner = task_runner(execution, workers, address)
     return factory_flow.with_options(task_runner=runner)(
         profile=profile, force=force, data=data, lake_version=lake_version,
         side_versions=side_versions)

@@ -57,6 +57,8 @@ class TrainingHParams:
         ``"adam"``, ``"sgd"`` (with ``momentum``) or ``"rmsprop"``.
     learning_rate : float
         Learning rate.
+    l1 : float
+        L1 penalty on the weight matrices, added to the training loss.
     l2 : float
         L2 penalty (the optimiser's weight decay).
     momentum : float
@@ -78,6 +80,7 @@ class TrainingHParams:
 
     optimizer: str = "adam"
     learning_rate: float = 1e-3
+    l1: float = 0.0
     l2: float = 0.0
     momentum: float = 0.9
     scheduler: str = "none"
@@ -92,8 +95,8 @@ class TrainingHParams:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}")
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {SCHEDULERS}; got {self.scheduler!r}")
-        if (self.learning_rate <= 0 or self.max_epochs < 1 or self.batch_size < 1
-                or self.patience < 0):
+        if (self.learning_rate <= 0 or min(self.l1, self.l2) < 0 or self.max_epochs < 1
+                or self.batch_size < 1 or self.patience < 0):
             raise ValueError(f"invalid training hyperparameters: {self}")
 
     @classmethod

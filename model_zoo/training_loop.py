@@ -11,6 +11,10 @@ Two generic extensions serve nets whose output is not one number per window:
   padded to the number of assets, and the padding's targets are NaN. With all targets finite
   (every other net) this is the plain MSE. Targets may have any shape the network's output
   has (the denoising autoencoder of ``dae_lgbm`` reconstructs its flattened input).
+- L1 penalty. ``l1`` adds ``l1 * sum |w|`` over the weight matrices and kernels (tensors of
+  two or more dimensions; biases and normalisation scales are left alone) to the training
+  loss; ``l2`` is the optimiser's weight decay. Both penalise the training loss only: the
+  validation loss early stopping compares is the plain MSE.
 - Auxiliary loss. A network that defines ``auxiliary_loss()`` (a scalar tensor computed in
   its latest training forward pass, e.g. TabNet's mask sparsity penalty) has it added to the
   training loss; the validation loss that early stopping compares stays the MSE.
@@ -64,6 +68,8 @@ class RegressionModule(L.LightningModule):
         auxiliary_loss = getattr(self.network, "auxiliary_loss", None)
         if callable(auxiliary_loss):
             loss = loss + auxiliary_loss()
+        if self.training_hparams.l1 > 0.0:
+            loss = loss + self.training_hparams.l1 * l1_norm(self.network)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
         return loss
 
@@ -117,6 +123,12 @@ class RegressionModule(L.LightningModule):
                 "lr_scheduler": {"scheduler": scheduler, "monitor": monitor},
             }
         return optimizer
+
+
+def l1_norm(network: nn.Module) -> torch.Tensor:
+    """Sum of absolute values of ``network``'s weight matrices and kernels (ndim >= 2)."""
+    weights = [p.abs().sum() for p in network.parameters() if p.requires_grad and p.ndim >= 2]
+    return torch.stack(weights).sum() if weights else torch.zeros(())
 
 
 def fit_network(

@@ -55,3 +55,15 @@ def no_server_left_behind():
     for pid, _ in servers:
         os.kill(pid, signal.SIGKILL)
     assert not servers, f"the tests left servers running: {servers}"
+
+
+@pytest.fixture()
+def postgres_url():
+    """The plain URL (``postgresql://postgres@127.0.0.1:5432/<name>``) of a fresh, empty
+    PostgreSQL database of this test's own, dropped afterwards; skipped, saying why, where no
+    PostgreSQL answers. ``tests.pg.sqlalchemy_url(url, "psycopg" | "asyncpg")`` gives the
+    SQLAlchemy form."""
+    from tests.pg import fresh_database
+
+    with fresh_database() as url:
+        yield url

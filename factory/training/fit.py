@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +51,13 @@ MODEL_META_FORMAT = 4
 4 the calendar and side-table versions feature sets read (``calendar``, ``side_versions``)."""
 Normaliser = FeatureScaler | RankGaussScaler
 """A fitted feature normaliser (see ``factory.training.normalisers``)."""
+FoldHook = Callable[[int, dict[str, float]], bool | None]
+"""Called by :func:`evaluate_spec` after each walk-forward fold with the fold's index and the
+trading metrics (``sharpe``, ...) of the folds so far; returning True stops the walk-forward
+there (a hyperparameter search prunes a weak trial this way)."""
+EVALUATED = "EVALUATED"
+"""Status of an outcome evaluated walk-forward without the refit (``refit=False``): metrics
+and out-of-sample series, no model."""
 
 
 @dataclass
@@ -89,6 +97,11 @@ class SpecOutcome:
     trained_through: str | None = None
     """ISO time of the last bar the saved (refit) model's data reached: the data's last bar,
     where the label of its last training window ends."""
+    picture: str | None = None
+    """The equity and drawdown PNG the worker drew (``factory.training.outcomes``), if any."""
+    walk_forward: dict[str, Any] = field(default_factory=dict)
+    """What ``meta.json`` records as ``walk_forward`` (folds, fold budgets, metrics): what
+    :func:`refit_spec` needs to refit the spec later. Not stored with the outcome on disk."""
 
 
 def build_panel(spec: RunSpec, ref: DatasetRef) -> Panel:
@@ -271,14 +284,29 @@ def _iso(ts: datetime | np.datetime64) -> str:
     return np.datetime64(ts, "us").item().isoformat()
 
 
-def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path) -> SpecOutcome:
+def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path | None, *,
+                  on_fold: FoldHook | None = None, refit: bool = True) -> SpecOutcome:
     """Train and evaluate ``spec`` out of sample, then save it refit on all history.
+
+    Parameters
+    ----------
+    spec, ref
+        What to train, on which cached data.
+    model_dir
+        Where the refit model is saved (unused without ``refit``).
+    on_fold
+        Called after each fold (see :data:`FoldHook`); when it returns True the remaining
+        folds are skipped and the outcome covers the folds done.
+    refit
+        Refit on all history and save the model; without it the outcome has status
+        :data:`EVALUATED` and no model (:func:`refit_spec` can make it later).
 
     Returns
     -------
     SpecOutcome
-        Status FINISHED with the walk-forward metrics, per-asset OOS rows and the portfolio
-        return series, and the last bar the saved model's data reached.
+        Status FINISHED (EVALUATED without ``refit``) with the walk-forward metrics,
+        per-asset OOS rows and the portfolio return series, and the last bar the saved
+        model's data reached.
     """
     panel = build_panel(spec, ref)
     timeline = np.unique(panel.ts)
@@ -300,17 +328,17 @@ def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path) -> SpecOutcom
             "position": positions_from_scores(result.scores, result.signal_scale),
             "label": panel.y[result.test].astype(np.float64),
         }))
+        if on_fold is not None and on_fold(fold.index, _running_metrics(oos_parts, ev.cost_bps,
+                                                                     ref.periods_per_year)):
+            break
+    folds = folds[:len(results)]
     fold_budgets = [result.model.training_budget() for result in results]
-    refit = _refit(spec, panel, positions_of, fold_budgets)
     last = folds[-1]
     walk_forward = {"n_folds": len(folds), "last_test_end": _iso(timeline[last.test.max()]),
                     "last_fold_trained_through": _iso(
                         timeline[np.concatenate([last.train, last.valid]).max()]),
                     "fold_budgets": fold_budgets}
-    oos = pl.concat(oos_parts).sort("symbol", "ts")
-    oos = oos.with_columns(
-        _costed_returns(oos, oos["position"], ev.cost_bps).alias("strategy_return"),
-        _costed_returns(oos, pl.Series(np.ones(oos.height)), ev.cost_bps).alias("held"))
+    oos = _costed(pl.concat(oos_parts), ev.cost_bps)
     portfolio = _equal_weight(oos, "strategy_return")
     periods_per_year = ref.periods_per_year  # the stored frequency, never a count of bars
     metrics = trading_metrics(portfolio["ret"].to_numpy(), periods_per_year)
@@ -327,11 +355,42 @@ def evaluate_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path) -> SpecOutcom
         "periods_per_year": periods_per_year,
     }
     walk_forward["metrics"] = {k: float(v) for k, v in metrics.items() if np.isfinite(v)}
-    _save_model(spec, panel, refit, walk_forward, model_dir, ref)
-    return SpecOutcome(spec=spec, status="FINISHED", metrics=metrics, oos=oos.drop("held"),
-                       portfolio=portfolio, model_dir=str(model_dir),
+    if refit:
+        fitted = _refit(spec, panel, positions_of, fold_budgets)
+        _save_model(spec, panel, fitted, walk_forward, model_dir, ref)
+    return SpecOutcome(spec=spec, status="FINISHED" if refit else EVALUATED, metrics=metrics,
+                       oos=oos.drop("held"), portfolio=portfolio,
+                       model_dir=str(model_dir) if refit else None,
                        fold_metrics=_fold_metrics(oos, folds, results, periods_per_year),
-                       bar_frequency=ref.bar_frequency, trained_through=_iso(panel.last_bar))
+                       bar_frequency=ref.bar_frequency,
+                       trained_through=_iso(panel.last_bar) if refit else None,
+                       walk_forward=walk_forward)
+
+
+def refit_spec(spec: RunSpec, ref: DatasetRef, model_dir: Path,
+               walk_forward: dict[str, Any]) -> str:
+    """Refit ``spec`` on all history and save it, as :func:`evaluate_spec` does after its
+    walk-forward, for an outcome evaluated earlier without the refit.
+
+    Parameters
+    ----------
+    spec, ref
+        The spec and the data it was evaluated on.
+    model_dir
+        Where the model is saved.
+    walk_forward
+        The evaluation's :attr:`SpecOutcome.walk_forward` (its ``fold_budgets`` set the
+        refit's training budget; all of it goes into ``meta.json``).
+
+    Returns
+    -------
+    str
+        ISO time of the data's last bar (:attr:`SpecOutcome.trained_through`).
+    """
+    panel = build_panel(spec, ref)
+    fitted = _refit(spec, panel, panel.times, walk_forward["fold_budgets"])
+    _save_model(spec, panel, fitted, walk_forward, model_dir, ref)
+    return _iso(panel.last_bar)
 
 
 def _fold_metrics(oos: pl.DataFrame, folds: list[Fold], results: list[FoldResult],
@@ -351,6 +410,21 @@ def _fold_metrics(oos: pl.DataFrame, folds: list[Fold], results: list[FoldResult
             "signal_scale": result.signal_scale, "fit_seconds": result.fit_seconds,
         })
     return rows
+
+
+def _running_metrics(oos_parts: list[pl.DataFrame], cost_bps: float,
+                     periods_per_year: float) -> dict[str, float]:
+    """Trading metrics of the portfolio over the folds scored so far."""
+    portfolio = _equal_weight(_costed(pl.concat(oos_parts), cost_bps), "strategy_return")
+    return trading_metrics(portfolio["ret"].to_numpy(), periods_per_year)
+
+
+def _costed(oos: pl.DataFrame, cost_bps: float) -> pl.DataFrame:
+    """``oos`` sorted by (symbol, ts) with the strategy's and buy-and-hold's costed returns."""
+    oos = oos.sort("symbol", "ts")
+    return oos.with_columns(
+        _costed_returns(oos, oos["position"], cost_bps).alias("strategy_return"),
+        _costed_returns(oos, pl.Series(np.ones(oos.height)), cost_bps).alias("held"))
 
 
 def _costed_returns(oos: pl.DataFrame, positions: pl.Series, cost_bps: float) -> pl.Series:

@@ -25,7 +25,8 @@ def equity_drawdown_png(portfolio: pl.DataFrame, path: Path, title: str) -> Path
     top.set_title(textwrap.fill(title, width=110), fontsize=8)
     bottom.fill_between(ts, -drawdown, 0, color="tab:red", alpha=0.5)
     bottom.set_ylabel("drawdown")
-    fig.tight_layout()
+    # Fixed margins: tight_layout measured a third of the picture's cost, once per model.
+    fig.subplots_adjust(left=0.09, right=0.98, top=0.9, bottom=0.08, hspace=0.08)
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path

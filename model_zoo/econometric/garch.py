@@ -59,7 +59,9 @@ from model_zoo.registry import (
     write_model_meta,
 )
 
-DISTRIBUTIONS = ("normal", "t")
+DISTRIBUTIONS = ("normal", "t", "skewt", "ged")
+"""The innovations' likelihoods, as ``arch`` names them: Gaussian, Student's t, Hansen's
+skewed t, generalised error."""
 
 
 class GARCHModel(Model):
@@ -68,7 +70,7 @@ class GARCHModel(Model):
     Hyperparameters: ``ar_lags`` (AR order of the mean, default 1; 0 is a constant mean,
     whose signal then only times volatility), ``p`` (ARCH order, lagged squared
     residuals, default 1), ``q`` (GARCH order, lagged variances, default 1), ``dist``
-    (``"normal"`` or ``"t"``, the innovations' likelihood; default ``"normal"``),
+    (the innovations' likelihood, one of :data:`DISTRIBUTIONS`; default ``"normal"``),
     ``maxiter`` (SLSQP iterations, default 200). ``valid`` is not used: there is no early
     stopping, so the protocol's default ``training_budget`` (``{}``) holds.
     """
@@ -159,7 +161,8 @@ class GARCHModel(Model):
 
     def split_params(self) -> tuple[np.ndarray, np.ndarray]:
         """``(mean, variance)`` parameters: ``[const, phi_1..]`` and
-        ``[omega, alpha_1.., beta_1..]`` (a t distribution's ``nu`` is not needed)."""
+        ``[omega, alpha_1.., beta_1..]`` (the distribution's shape parameters, last, are not
+        needed)."""
         assert self.params is not None
         n_mean = 1 + self.hparams["ar_lags"]
         n_variance = 1 + self.hparams["p"] + self.hparams["q"]

@@ -1,13 +1,10 @@
 """The at-scale tracking backend: MLflow's tracking store and registry on a real PostgreSQL
-(127.0.0.1:5432, trust auth). Each test run gets a database of its own, dropped afterwards.
-Skipped, saying why, where no PostgreSQL answers."""
+(127.0.0.1:5432, trust auth). Each test run gets a database of its own, dropped afterwards
+(the ``postgres_url`` fixture). Skipped, saying why, where no PostgreSQL answers."""
 
 from __future__ import annotations
 
-import uuid
-
 import numpy as np
-import pytest
 
 from factory.config import load_config
 from factory.data.lake import Lake
@@ -19,28 +16,11 @@ from factory.selection_run import decide, record
 from factory.tracking import PRODUCTION, Tracker, load_production_model
 from factory.training.datasets import DatasetRef, cache_bars, cache_features
 from factory.training.fit import run_chunk
-
-psycopg = pytest.importorskip("psycopg", reason="psycopg (dev extra) is not installed")
-SERVER = "postgres@127.0.0.1:5432"
+from tests.pg import sqlalchemy_url
 
 
-@pytest.fixture()
-def postgres_uri():
-    try:
-        admin = psycopg.connect(f"postgresql://{SERVER}/test", autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as err:
-        pytest.skip(f"no PostgreSQL at {SERVER} (database test): {err}")
-    name = f"mf_{uuid.uuid4().hex[:12]}"
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql+psycopg://{SERVER}/{name}"
-    finally:
-        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.close()
-
-
-def test_tracking_registry_and_promotion_on_postgresql(postgres_uri, tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", postgres_uri)
+def test_tracking_registry_and_promotion_on_postgresql(postgres_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sqlalchemy_url(postgres_url, "psycopg"))
     paths = FactoryPaths(tmp_path)
     lake = Lake(paths.lake)
     bars = synthetic_bars(symbols=("AAA",), n_bars=500, seed=4, signal=0.5)

@@ -17,7 +17,20 @@ def test_dry_run_prints_every_config_and_the_count():
     specs = expand(load_config("smoke")).specs
     assert f"{len(specs)} configs" in result.output
     assert all(spec.short_id in result.output for spec in specs)
-    assert "excluded lstm L=7" in result.output
+    assert "lstm-not-on-7-bars" in result.output
+
+
+def test_full_dry_run_counts_486_per_architecture_feature_set_lookback_and_rule():
+    config = load_config("full")
+    result = runner.invoke(app, ["run", "--profile", "full", "--dry-run"], terminal_width=240)
+    assert result.exit_code == 0, result.output
+    assert "the full grid: 486 configurations" in result.output
+    for title in ("per architecture", "per feature set", "per lookback", "exclusion rules"):
+        assert title in result.output
+    assert all(rule.name in result.output for rule in config.grid.exclusions)
+    assert "univariate-one-feature-set" in result.output
+    kept = expand(config).kept_by("arch")
+    assert all(f"{arch} " in result.output for arch in kept)
 
 
 def test_unknown_profile_is_a_clear_error():

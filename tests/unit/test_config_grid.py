@@ -9,6 +9,7 @@ import pytest
 
 from factory.config import CONF_DIR, ConfigError, load_config
 from factory.grid import expand
+from factory.grid_design import combinations
 
 
 def _copy_conf(tmp_path: Path) -> Path:
@@ -65,26 +66,120 @@ def test_capability_exclusions_drop_duplicate_arima_cells_with_reasons():
     assert any("warm-up" in r for r in reasons)
 
 
-def test_yaml_exclusion_rule_applies_with_its_reason():
+def test_yaml_exclusion_rule_applies_with_its_name_ground_and_reason():
     expansion = expand(load_config("full"))
     assert not [s for s in expansion.specs if s.arch == "lstm" and s.lookback == 7]
     assert any(
-        c.arch == "lstm" and c.lookback == 7 and "too short" in c.reason for c in expansion.excluded
+        c.arch == "lstm" and c.lookback == 7 and c.rule == "sequence-learners-not-on-7-bars"
+        and c.kind == "capability" and "too short" in c.reason for c in expansion.excluded
     )
 
 
-def test_full_grid_count_is_the_product_minus_exclusions():
+def test_every_cell_and_design_row_is_kept_or_dropped_by_exactly_one_rule():
     config = load_config("full")
     grid = config.grid
+    expansion = expand(config)
     cells = len(grid.lookbacks) * len(grid.feature_sets)
-    expected = 0
     for arch, axes in grid.architectures.items():
-        combos = 1
-        for values in axes.hparams.values():
-            combos *= len(values)
-        kept = cells - sum(1 for c in expand(config).excluded if c.arch == arch)
-        expected += kept * combos
-    assert len(expand(config).specs) == expected
+        rows = len(combinations(axes.hparams, axes.fixed, axes.design))
+        kept = sum(1 for s in expansion.specs if s.arch == arch)
+        dropped = sum(c.configs for c in expansion.excluded if c.arch == arch)
+        assert kept + dropped == cells * rows, arch
+
+
+def test_default_grid_is_486_configurations_over_every_architecture_lookback_and_set():
+    from model_zoo.registry import ARCHITECTURES
+
+    config = load_config("full")
+    expansion = expand(config)
+    assert len(expansion.specs) == 486
+    assert len({s.id for s in expansion.specs}) == 486
+    assert set(expansion.kept_by("arch")) == set(ARCHITECTURES) and len(ARCHITECTURES) == 26
+    assert set(expansion.kept_by("lookback")) == {7, 14, 30, 60, 90}
+    assert set(expansion.kept_by("feature_set")) == {
+        "raw_ohlcv", "technical", "momentum", "volatility", "order_flow", "cross_asset",
+        "sentiment", "onchain"}
+    rules = expansion.dropped_by_rule(config)
+    assert {kind for kind, _, _ in rules.values()} >= {"capability", "feasibility"}
+    assert all(len(reason) > 20 for _, reason, _ in rules.values())
+    assert sum(count for _, _, count in rules.values()) == sum(
+        c.configs for c in expansion.excluded)
+
+
+def test_the_nets_shared_axes_are_the_issues_levels_in_an_orthogonal_design():
+    """Learning rate 1e-4/5e-4/1e-3, hidden 16/32/64 (CPU sizes: see conf/grid.yaml),
+    dropout 0.1/0.2/0.3 and L1/L2/both, 9 rows at the reference cell in which every pair of
+    levels of two axes appears once."""
+    specs = [s for s in expand(load_config("full")).specs
+             if s.arch == "lstm" and s.lookback == 30 and s.feature_set == "technical"]
+    assert len(specs) == 9
+    levels = {"learning_rate": {1e-4, 5e-4, 1e-3}, "hidden_size": {16, 32, 64},
+              "dropout": {0.1, 0.2, 0.3}}
+    for name, values in levels.items():
+        assert {s.hparams[name] for s in specs} == values
+    penalty = [("l1" in s.hparams, "l2" in s.hparams) for s in specs]
+    assert sorted(set(penalty)) == [(False, True), (True, False), (True, True)]
+    pairs = {(s.hparams["learning_rate"], s.hparams["hidden_size"]) for s in specs}
+    assert len(pairs) == 9
+
+
+def test_a_rule_can_keep_what_its_unless_patterns_match(tmp_path):
+    conf = _copy_conf(tmp_path)
+    profile = conf / "profiles" / "narrow.yaml"
+    profile.write_text("""
+grid:
+  only: [lightgbm]
+  exclusions:
+    - name: only-fast-leaves-off-reference
+      kind: prior_performance
+      reason: "measured: 63 leaves overfit off the reference cell"
+      where: {architectures: [lightgbm], hparams: {num_leaves: [63]}}
+      unless: [{lookbacks: [30], feature_sets: [technical]}]
+""")
+    expansion = expand(load_config("narrow", conf_dir=conf))
+    leaves = {(s.lookback, s.feature_set, s.hparams["num_leaves"]) for s in expansion.specs}
+    assert (30, "technical", 63) in leaves
+    assert not [cell for cell in leaves if cell[2] == 63 and cell[:2] != (30, "technical")]
+    assert expansion.dropped_by_rule(load_config("narrow", conf_dir=conf))[
+        "only-fast-leaves-off-reference"][2] > 0
+
+
+@pytest.mark.parametrize("rule, message", [
+    ("{name: a, kind: feasibility, reason: 'too slow here', where: {}}", "must name"),
+    ("{name: Bad Name, kind: feasibility, reason: 'too slow here', where: {lookbacks: [7]}}",
+     "name"),
+    ("{name: a, kind: guess, reason: 'too slow here', where: {lookbacks: [7]}}", "kind"),
+    ("{name: a, kind: feasibility, reason: 'too slow', where: {architectures: [nosuch]}}",
+     "nosuch"),
+])
+def test_a_malformed_exclusion_rule_is_refused_naming_it(tmp_path, rule, message):
+    conf = _copy_conf(tmp_path)
+    (conf / "profiles" / "bad.yaml").write_text(f"grid:\n  exclusions: [{rule}]\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config("bad", conf_dir=conf)
+
+
+def test_a_profile_replaces_an_architectures_entry_whole(tmp_path):
+    conf = _copy_conf(tmp_path)
+    (conf / "profiles" / "tiny.yaml").write_text(
+        "grid:\n  only: [lstm]\n  architectures:\n    lstm: {hparams: {hidden_size: [8]}}\n")
+    lstm = load_config("tiny", conf_dir=conf).grid.architectures["lstm"]
+    assert lstm.hparams == {"hidden_size": [8]} and lstm.fixed == {} and lstm.design == "full"
+
+
+def test_every_configuration_of_the_default_grid_builds_its_model():
+    """Each architecture accepts every hyperparameter the grid gives it (no training)."""
+    from model_zoo.base import ModelConfig
+    from model_zoo.registry import build_model
+
+    seen = set()
+    for spec in expand(load_config("full"), ("AAA", "BBB")).specs:
+        key = (spec.arch, spec.canonical_json())
+        if key in seen:
+            continue
+        seen.add(key)
+        build_model(spec.arch, ModelConfig(hparams=spec.hparams, lookback=spec.lookback,
+                                           feature_names=("ret_1", "f1"), seed=0))
 
 
 def test_a_profile_trains_only_its_part_of_the_zoo_and_names_must_exist(tmp_path):

@@ -66,7 +66,8 @@ def _config(**hparams) -> ModelConfig:
 
 @pytest.mark.parametrize(("lags", "p", "q", "dist"),
                          [(1, 1, 1, "normal"), (2, 1, 1, "t"), (3, 2, 2, "normal"),
-                          (0, 1, 1, "normal"), (1, 1, 0, "normal")])
+                          (0, 1, 1, "normal"), (1, 1, 0, "normal"), (1, 1, 1, "skewt"),
+                          (2, 1, 1, "ged")])
 def test_garch_recursion_is_archs_two_step_forecast(lags, p, q, dist):
     """Mean and forecast-error variance two steps ahead at every bar equal
     ``ARCHModelFixedResult.forecast(horizon=2)`` given the same starting variance."""
@@ -79,7 +80,7 @@ def test_garch_recursion_is_archs_two_step_forecast(lags, p, q, dist):
                        rescale=False)
     forecast = model.fix(params).forecast(horizon=2, start=lags, reindex=False)
     backcast = model.volatility.backcast(model.resids(params[:1 + lags]))
-    variance_params = params[1 + lags:2 + lags + p + q]  # without the t's nu
+    variance_params = params[1 + lags:2 + lags + p + q]  # without the shape parameters
     mean, variance = two_step_forecast(x, params[:1 + lags], variance_params, p, backcast)
     np.testing.assert_allclose(mean, forecast.mean["h.2"].to_numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(variance, forecast.variance["h.2"].to_numpy(), rtol=1e-10)

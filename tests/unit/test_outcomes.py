@@ -81,7 +81,9 @@ def test_finished_outcome_round_trips(finished, tmp_path):
     record = _strict_json(directory / OUTCOME_FILE)
     assert record["spec_id"] == finished.spec.id
     assert sorted(p.name for p in directory.iterdir()) == [
-        "oos.parquet", "outcome.json", "portfolio.parquet"]
+        "equity_drawdown.png", "oos.parquet", "outcome.json", "portfolio.parquet"]
+    assert loaded.picture == str(directory / "equity_drawdown.png")
+    assert (directory / "equity_drawdown.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_an_outcome_cached_before_fold_metrics_still_loads(finished, tmp_path):

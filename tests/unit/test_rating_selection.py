@@ -214,3 +214,15 @@ def test_compute_cost_metrics_the_factory_logs_rank_lower_as_better():
     for column in ("predict_ms_per_1k", "fit_seconds"):
         score = composite_score(metrics, {column: 1.0})
         assert score[1] > score[0], column
+
+
+def test_rating_models_whose_bars_the_lake_lacks_says_to_share_the_lake(tmp_path):
+    """A tracking store shared between homes: the models' universe is not in this lake."""
+    from factory.data.lake import Lake
+    from factory.data.sources import synthetic_bars
+    from factory.selection_run import _universe
+
+    lake = Lake(tmp_path / "lake")
+    lake.ingest_bars(synthetic_bars(symbols=("AAA",), n_bars=50, seed=1), "synthetic")
+    with pytest.raises(LookupError, match="trained on SP500,NASDAQ.*shared MLflow store"):
+        _universe(lake, None, "SP500,NASDAQ")
