@@ -62,6 +62,8 @@ def print_grid(console: Console, config: FactoryConfig,
                                  ("per lookback", "lookback", "lookback")):
         wide.print(_counts_table(title, column, expansion, field))
     wide.print(_rules_table(expansion, config))
+    for reason in dict.fromkeys(c.reason for c in expansion.excluded if c.kind == "inputs"):
+        console.print(f"[yellow]not fed by this lake:[/] {reason}")
     grid_count = len(expand(config).specs) if universe else len(expansion.specs)
     console.print(f"the {config.profile} grid: {grid_count} configurations")
     if universe:

@@ -72,12 +72,87 @@ class GatedResidualNetwork(nn.Module):
         return self.gated_skip(self.output(F.elu(self.hidden(a))), self.skip(a))
 
 
+class VariableGRNs(nn.Module):
+    """One ``GatedResidualNetwork(width, width, width, dropout)`` per variable, run batched.
+
+    Computes what a list of per-variable :class:`GatedResidualNetwork` modules computes on
+    each variable's embedding (eq. 7: ELU hidden layer, dropout, GLU gate, identity skip,
+    LayerNorm with the variable's own affine), with the weights stacked over the variables
+    so that one batched matmul replaces ``n_variables`` small ones. Linear weights are
+    stored ``(n_variables, in, out)``, biases and LayerNorm affines ``(n_variables, out)``.
+    Initialisation and dropout draw the same random numbers, in the same order, as the
+    per-variable modules did, so a seed trains the same network.
+
+    A state dict in the per-variable layout (``<j>.hidden.weight``, ... with
+    :class:`torch.nn.Linear`'s ``(out, in)`` weights), which networks saved before this
+    class existed hold, loads into the stacked parameters.
+    """
+
+    PARTS: ClassVar[dict[str, str]] = {"hidden": "hidden", "output": "output",
+                                       "gate": "gated_skip.gate", "norm": "gated_skip.norm"}
+
+    def __init__(self, n_variables: int, width: int, dropout: float) -> None:
+        super().__init__()
+        self.n_variables, self.width = n_variables, width
+        self.dropout = nn.Dropout(dropout)
+        per_variable = {
+            f"{j}.{key}": value.detach()
+            for j in range(n_variables)
+            for key, value in GatedResidualNetwork(width, width, width, dropout)
+            .state_dict().items()
+        }
+        for name, value in self.stack_per_variable(per_variable, "").items():
+            self.register_parameter(name, nn.Parameter(value))
+
+    def stack_per_variable(self, state: Mapping[str, torch.Tensor],
+                           prefix: str) -> dict[str, torch.Tensor]:
+        """Stacked parameters (``hidden_weight``, ...) from per-variable GRN entries
+        ``{prefix}<j>.<part>.weight`` and ``.bias``; empty when any entry is missing."""
+        stacked = {}
+        for name, part in self.PARTS.items():
+            for kind in ("weight", "bias"):
+                keys = [f"{prefix}{j}.{part}.{kind}" for j in range(self.n_variables)]
+                if any(key not in state for key in keys):
+                    return {}
+                linear_weight = kind == "weight" and name != "norm"
+                stacked[f"{name}_{kind}"] = torch.stack(
+                    [state[key].t() if linear_weight else state[key] for key in keys]
+                ).contiguous()
+        return stacked
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
+                              *args: Any, **kwargs: Any) -> None:
+        """Convert per-variable entries to the stacked layout, then load as usual."""
+        stacked = self.stack_per_variable(state_dict, prefix)
+        if stacked:
+            for key in [k for k in state_dict
+                        if k.startswith(prefix) and k[len(prefix):].split(".")[0].isdigit()
+                        and int(k[len(prefix):].split(".")[0]) < self.n_variables]:
+                del state_dict[key]
+            state_dict.update({prefix + name: value for name, value in stacked.items()})
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, embedded: torch.Tensor) -> torch.Tensor:
+        """Map ``(..., n_variables, width)`` embeddings to the same shape."""
+        lead = embedded.shape[:-2]
+        a = embedded.reshape(-1, self.n_variables, self.width).transpose(0, 1)
+        hidden = F.elu(torch.baddbmm(self.hidden_bias.unsqueeze(1), a, self.hidden_weight))
+        output = torch.baddbmm(self.output_bias.unsqueeze(1), hidden, self.output_weight)
+        if self.training and self.dropout.p > 0:  # one draw per variable, as before
+            output = torch.stack([self.dropout(part) for part in output])
+        gated = F.glu(torch.baddbmm(self.gate_bias.unsqueeze(1), output, self.gate_weight),
+                      dim=-1)
+        normed = F.layer_norm(a + gated, (self.width,))
+        out = torch.addcmul(self.norm_bias.unsqueeze(1), normed, self.norm_weight.unsqueeze(1))
+        return out.transpose(0, 1).reshape(*lead, self.n_variables, self.width)
+
+
 class VariableSelection(nn.Module):
     """Variable selection network (eq. 6-8) over ``n_variables`` scalar inputs.
 
     Each scalar is embedded to ``width``; a GRN over the concatenated embeddings gives the
-    softmax selection weights; each embedding goes through its own GRN; the output is the
-    weighted sum. Returns ``(output, weights)``.
+    softmax selection weights; each embedding goes through its own GRN (batched in
+    :class:`VariableGRNs`); the output is the weighted sum. Returns ``(output, weights)``.
     """
 
     def __init__(self, n_variables: int, width: int, dropout: float) -> None:
@@ -85,18 +160,14 @@ class VariableSelection(nn.Module):
         self.embed_weight = nn.Parameter(torch.randn(n_variables, width) * 0.1)
         self.embed_bias = nn.Parameter(torch.zeros(n_variables, width))
         self.selector = GatedResidualNetwork(n_variables * width, width, n_variables, dropout)
-        self.processors = nn.ModuleList(
-            GatedResidualNetwork(width, width, width, dropout) for _ in range(n_variables)
-        )
+        self.processors = VariableGRNs(n_variables, width, dropout)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Map ``(batch, time, n_variables)`` to ``(batch, time, width)`` and the weights
         ``(batch, time, n_variables)``."""
         embedded = x.unsqueeze(-1) * self.embed_weight + self.embed_bias
         weights = torch.softmax(self.selector(embedded.flatten(-2)), dim=-1)
-        processed = torch.stack(
-            [grn(embedded[..., j, :]) for j, grn in enumerate(self.processors)], dim=-2
-        )
+        processed = self.processors(embedded)
         return (weights.unsqueeze(-1) * processed).sum(dim=-2), weights
 
 

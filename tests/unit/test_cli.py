@@ -56,3 +56,20 @@ def test_models_lists_every_architecture_with_its_family():
     for name, arch in ARCHITECTURES.items():
         [line] = [row for row in lines if row.startswith(f"│ {name} ")]
         assert f" {arch.capabilities.family} " in line, line
+
+
+def test_dry_run_on_a_lake_counts_what_its_data_can_feed(tmp_path, monkeypatch):
+    from factory.data.lake import Lake
+    from factory.data.sources import synthetic_bars
+    from factory.paths import configure_environment
+
+    monkeypatch.setenv("FACTORY_HOME", str(tmp_path))
+    paths = configure_environment()
+    Lake(paths.lake).ingest_bars(synthetic_bars(symbols=("AAA", "BBB"), n_bars=300, seed=2),
+                                 "synthetic")
+    result = runner.invoke(app, ["run", "--profile", "full", "--source", "lake", "--dry-run"],
+                           terminal_width=240)
+    assert result.exit_code == 0, result.output
+    assert "the full grid: 486 configurations" in result.output
+    assert "on the lake's universe (AAA, BBB)" in result.output
+    assert "not fed by this lake: feature set 'onchain' needs onchain" in result.output
