@@ -78,6 +78,11 @@ def _chunks(specs: list[RunSpec], size: int) -> list[list[RunSpec]]:
 
 def factory_run_name() -> str:
     """``factory-<profile>-lake-v<version>``, from the run's parameters and FACTORY_HOME."""
+    return lake_run_name("factory")
+
+
+def lake_run_name(kind: str) -> str:
+    """``<kind>-<profile>-lake-v<version>``, from the run's parameters and FACTORY_HOME."""
     profile = flow_run.parameters.get("profile", "demo")
     try:
         version = flow_run.parameters.get("lake_version")
@@ -85,7 +90,7 @@ def factory_run_name() -> str:
             version = Lake(factory_paths().lake).data_version()
     except Exception:  # noqa: BLE001 - a name is cosmetic: the flow itself reports the error
         version = "unknown"
-    return f"factory-{profile}-lake-" + ("empty" if version is None else f"v{version}")
+    return f"{kind}-{profile}-lake-" + ("empty" if version is None else f"v{version}")
 
 
 def summary_markdown(summary: FactoryRunSummary) -> str:

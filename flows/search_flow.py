@@ -24,20 +24,19 @@ from dataclasses import dataclass, field
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.futures import as_completed
-from prefect.runtime import flow_run
 from prefect.task_runners import ProcessPoolTaskRunner
 
 from factory.config import load_config
 from factory.data.lake import Lake
 from factory.data.universe import resolve_symbols
 from factory.locking import writer_lock
-from factory.paths import FactoryPaths, configure_environment, factory_paths
+from factory.paths import FactoryPaths, configure_environment
 from factory.search import StudyReport, open_storage, plan_studies, redacted, storage_url
 from factory.search.study import StudyPlan, trial_note
 from factory.tracking import Tracker
 from factory.training.datasets import DatasetRef, cache_bars, universe_missing_inputs
 from factory.training.outcomes import OutcomeMissingError, load_outcomes
-from flows.factory_flow import _lake_version, _side_versions, git_commit
+from flows.factory_flow import _lake_version, _side_versions, git_commit, lake_run_name
 from tasks.results import JSON_RESULTS
 from tasks.search import log_trial_task, register_trial_task, run_study_task
 from tasks.tracking import fail_orphaned_runs_task
@@ -62,14 +61,7 @@ class StudySummary:
 
 def search_run_name() -> str:
     """``search-<profile>-lake-v<version>``, from the run's parameters and FACTORY_HOME."""
-    profile = flow_run.parameters.get("profile", "demo")
-    try:
-        version = flow_run.parameters.get("lake_version")
-        if version is None:
-            version = Lake(factory_paths().lake).data_version()
-    except Exception:  # noqa: BLE001 - a name is cosmetic: the flow itself reports the error
-        version = "unknown"
-    return f"search-{profile}-lake-" + ("empty" if version is None else f"v{version}")
+    return lake_run_name("search")
 
 
 @flow(name="search", flow_run_name=search_run_name,
