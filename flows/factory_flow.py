@@ -31,7 +31,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ProcessPoolTaskRunner
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from factory.config import load_config
+from factory.config import FactoryConfig, load_config
 from factory.data.lake import Lake
 from factory.data.universe import resolve_symbols
 from factory.grid import RunSpec, expand
@@ -160,17 +160,26 @@ def _side_versions(lake: Lake, wanted: dict[str, int] | None) -> dict[str, int |
     return chosen
 
 
+def prepare_dataset(paths: FactoryPaths, profile: str, data: dict | None,
+                    lake_version: int | None, side_versions: dict[str, int] | None
+                    ) -> tuple[FactoryConfig, Lake, DatasetRef]:
+    """The profile's configuration, the lake, and the universe's bars at the chosen lake and
+    side-table versions cached for the workers: what a factory or search run trains on."""
+    config = load_config(profile, data=data)
+    lake = Lake(paths.lake)
+    symbols = resolve_symbols(config, lake)
+    ref = DatasetRef.for_lake(paths.cache, lake, _lake_version(lake, lake_version), symbols,
+                              _side_versions(lake, side_versions))
+    cache_bars(lake, ref)
+    return config, lake, ref
+
+
 def _train_and_log(paths: FactoryPaths, profile: str, force: bool, data: dict | None,
                    lake_version: int | None, side_versions: dict[str, int] | None) -> dict:
     """The factory flow's body, run with the writer lock held."""
     started, log = time.perf_counter(), get_run_logger()
-    config = load_config(profile, data=data)
-    lake = Lake(paths.lake)
-    symbols = resolve_symbols(config, lake)
-    version = _lake_version(lake, lake_version)
-    ref = DatasetRef.for_lake(paths.cache, lake, version, symbols,
-                              _side_versions(lake, side_versions))
-    cache_bars(lake, ref)
+    config, lake, ref = prepare_dataset(paths, profile, data, lake_version, side_versions)
+    symbols, version = ref.symbols, ref.lake_version
     specs = expand(config, symbols, universe_missing_inputs(ref)).specs
     log.info("profile %s, lake version %s: universe of %d symbol(s) (%s), %d configs",
              profile, version, len(symbols), ", ".join(symbols), len(specs))

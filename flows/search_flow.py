@@ -28,15 +28,14 @@ from prefect.task_runners import ProcessPoolTaskRunner
 
 from factory.config import load_config
 from factory.data.lake import Lake
-from factory.data.universe import resolve_symbols
 from factory.locking import writer_lock
 from factory.paths import FactoryPaths, configure_environment
 from factory.search import StudyReport, open_storage, plan_studies, redacted, storage_url
 from factory.search.study import StudyPlan, trial_note
 from factory.tracking import Tracker
-from factory.training.datasets import DatasetRef, cache_bars, universe_missing_inputs
+from factory.training.datasets import universe_missing_inputs
 from factory.training.outcomes import OutcomeMissingError, load_outcomes
-from flows.factory_flow import _lake_version, _side_versions, git_commit, lake_run_name
+from flows.factory_flow import git_commit, lake_run_name, prepare_dataset
 from tasks.results import JSON_RESULTS
 from tasks.search import log_trial_task, register_trial_task, run_study_task
 from tasks.tracking import fail_orphaned_runs_task
@@ -90,13 +89,8 @@ def _search_and_log(paths: FactoryPaths, profile: str, trials: int | None, data:
                     lake_version: int | None, side_versions: dict[str, int] | None) -> dict:
     """The search flow's body, run with the writer lock held."""
     started, log = time.perf_counter(), get_run_logger()
-    config = load_config(profile, data=data)
-    lake = Lake(paths.lake)
-    symbols = resolve_symbols(config, lake)
-    version = _lake_version(lake, lake_version)
-    ref = DatasetRef.for_lake(paths.cache, lake, version, symbols,
-                              _side_versions(lake, side_versions))
-    cache_bars(lake, ref)
+    config, lake, ref = prepare_dataset(paths, profile, data, lake_version, side_versions)
+    symbols, version = ref.symbols, ref.lake_version
     storage = storage_url(config.search, paths.mlflow)
     open_storage(storage)  # its tables, once, before the workers share it
     plans = plan_studies(config, symbols, universe_missing_inputs(ref), version,
