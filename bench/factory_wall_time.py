@@ -6,7 +6,8 @@ the bare core (no Prefect, no MLflow, no process pool).
 
 The baseline trains every RunSpec of the profile (``--baseline-sample 0``, the default for
 small profiles) or a sample: the first RunSpec of every architecture, lookback and feature
-set in the grid's order up to N of them, whose in-process seconds are compared with the
+set in the grid's order up to N of them, and one of every architecture the N missed, whose
+in-process seconds are compared with the
 seconds the same RunSpecs took inside the factory's workers. The full profile's sequential
 baseline alone would take twice the factory's own wall time; the sample says the same at a
 fraction of the cost, and the output names which baseline it measured.
@@ -39,7 +40,8 @@ def _factory_run(profile: str, workers: int) -> dict:
 
 
 def _sample(specs: list, size: int) -> list:
-    """Every spec (size 0), or one per (arch, lookback, feature set) in order, up to size."""
+    """Every spec (size 0), or one per (arch, lookback, feature set) in order up to size, and
+    the first of each architecture those missed."""
     if size <= 0:
         return specs
     seen, picked = set(), []
