@@ -122,7 +122,7 @@ def test_svm_variants_learn_the_planted_signal(hparams, planted):
 
 
 @pytest.mark.parametrize(("l1", "l2", "solver", "l1_ratio", "C"), [
-    (0.0, 2.0, "lbfgs", 0.0, 0.5),
+    (0.0, 2.0, "newton-cholesky", 0.0, 0.5),
     (4.0, 0.0, "saga", 1.0, 0.25),
     (1.0, 3.0, "saga", 0.25, 0.25),
     (0.0, 0.0, "lbfgs", 0.0, np.inf),
