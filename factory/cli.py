@@ -1,5 +1,5 @@
 """The ``factory`` command: ingest, run, select, snapshot, replay, models, features,
-leaderboard, check-data, lake, serve, backup, relocate.
+leaderboard, check-data, lake, serve, backup, relocate, backtest.
 
 Commands import Prefect and MLflow lazily so ``factory --help``, ``factory run --dry-run`` and
 ``factory ingest`` stay fast; only ``run``, ``select``, ``snapshot`` and ``serve`` need a Prefect
@@ -447,6 +447,7 @@ def relocate() -> None:
                   if old else f"{paths.home}: artifact locations already point here")
 
 
+from factory import cli_trading  # noqa: E402,F401 - registers its commands on app
 from factory.cli_lake import lake_app  # noqa: E402 - it reads this module's helpers
 
 app.add_typer(lake_app, name="lake")

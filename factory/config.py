@@ -15,7 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-BASE_FILES = ("data", "features", "grid", "evaluation", "selection", "execution", "search")
+BASE_FILES = ("data", "features", "grid", "evaluation", "selection", "execution", "search",
+              "trading")
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, lt=1)]
@@ -287,6 +288,61 @@ class SearchConfig(_Frozen):
     rule_kinds: tuple[RuleKind, ...] = ("capability", "feasibility", "prior_performance")
 
 
+class RiskLimitsConfig(_Frozen):
+    """What the backtest's and paper trader's risk manager enforces at every bar.
+
+    ``max_position_weight``: largest ``|weight|`` of one asset; ``max_gross_leverage``:
+    largest ``sum |weight|`` (scaled down in proportion); ``max_drawdown``: the kill switch,
+    a fall of equity from its peak (0.25: 25%) after which every position is flattened and
+    no new one opened; None disables it.
+    """
+
+    max_position_weight: Annotated[float, Field(gt=0)] = 1.0
+    max_gross_leverage: Annotated[float, Field(gt=0)] = 2.0
+    max_drawdown: Annotated[float, Field(gt=0, lt=1)] | None = 0.25
+
+
+class PortfolioConfig(_Frozen):
+    """Mean-variance construction of ``factory portfolio`` (``factory.portfolio``).
+
+    ``risk_model``: ``pca`` (statistical factors of the trailing ``window`` daily returns;
+    ``n_factors`` is capped at one fewer than the assets) or ``fama_french`` (the packaged
+    monthly Fama-French factors, ``window_months``). ``risk_aversion``: lambda per unit of
+    one-bar variance. ``transaction_cost_bps``: the optimiser's cost per unit of turnover.
+    Constraints: ``max_gross`` (sum |w|), ``max_weight`` (|w_i|), ``dollar_neutral``,
+    ``long_only``. ``rebalance_every``: bars between rebalances of the backtest.
+    """
+
+    risk_model: Literal["pca", "fama_french"] = "pca"
+    n_factors: PositiveInt = 2
+    window: PositiveInt = 252
+    window_months: PositiveInt = 60
+    risk_aversion: Annotated[float, Field(ge=0)] = 10.0
+    transaction_cost_bps: Annotated[float, Field(ge=0)] = 2.0
+    max_gross: Annotated[float, Field(gt=0)] = 2.0
+    max_weight: Annotated[float, Field(gt=0)] = 0.05
+    dollar_neutral: bool = False
+    long_only: bool = False
+    solver: Literal["CLARABEL", "ECOS"] = "CLARABEL"
+    rebalance_every: PositiveInt = 1
+
+
+class TradingConfig(_Frozen):
+    """The simulated broker and account of ``factory backtest`` and ``factory paper``.
+
+    Commission is charged on traded notional, slippage moves the fill price against the
+    trader, and a fill trades at most ``max_volume_share`` of the bar's volume (the rest is
+    cancelled; ``factory.backtest.execution``).
+    """
+
+    initial_cash: Annotated[float, Field(gt=0)] = 1_000_000.0
+    commission_bps: Annotated[float, Field(ge=0)] = 2.0
+    slippage_bps: Annotated[float, Field(ge=0)] = 1.0
+    max_volume_share: Annotated[float, Field(gt=0, le=1)] | None = 0.1
+    risk: RiskLimitsConfig = RiskLimitsConfig()
+    portfolio: PortfolioConfig = PortfolioConfig()
+
+
 class FactoryConfig(_Frozen):
     """The whole configuration of one factory run."""
 
@@ -298,6 +354,7 @@ class FactoryConfig(_Frozen):
     selection: SelectionConfig
     execution: ExecutionConfig
     search: SearchConfig = SearchConfig()
+    trading: TradingConfig = TradingConfig()
 
     @model_validator(mode="after")
     def _feature_sets_defined(self) -> FactoryConfig:

@@ -81,7 +81,7 @@ def take_snapshot(paths: FactoryPaths, tracker: Tracker | None = None,
     versions = versions.filter(pl.col("stage").is_in(EVALUATION_STAGES))
     state = _latest_state(lake)
     hot = hot or hot_tier(paths)
-    universes = {symbols: _Universe(lake, symbols, summary.lake_version, hot)
+    universes = {symbols: UniverseBars(lake, symbols, summary.lake_version, hot)
                  for symbols in versions["symbols"].unique()}
     new_returns, new_state = [], []
     for row in versions.iter_rows(named=True):
@@ -130,7 +130,7 @@ def _latest_state(lake: Lake) -> dict[tuple[str, str], tuple[LiveStats, int]]:
             for r in table.iter_rows(named=True)}
 
 
-class _Universe:
+class UniverseBars:
     """One universe's frequency and bars at a lake version, for all its models.
 
     With a hot tier, recent bars come from it when it covers what a model needs; otherwise

@@ -60,6 +60,8 @@ from factory.training.predictor import Predictor
 
 EXPERIMENT = "model-factory"
 AUDIT_EXPERIMENT = "model-factory-selection"
+TRADING_EXPERIMENT = "model-factory-trading"
+"""Backtests and portfolios of the factory's models (``factory backtest``/``portfolio``)."""
 ALIAS = "production"
 FAILURE_TAG = "factory.failure"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -380,6 +382,13 @@ class Tracker:
         model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
         return model.unwrap_python_model().predictor
 
+    def oos_predictions(self, run_id: str) -> pl.DataFrame:
+        """The walk-forward out-of-sample predictions a factory run logged (``symbol``,
+        ``ts``, ``fold``, ``score``, ``position``, ``label``, ``strategy_return``)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self.client.download_artifacts(run_id, "oos_predictions.parquet", tmp)
+            return pl.read_parquet(path)
+
     def log_live_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         """A snapshot's live figures on a version's training run, as step ``step``."""
         now = int(time.time() * 1000)
@@ -391,6 +400,31 @@ class Tracker:
         finite = {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
         return log_selection_run(self.client, self._experiment(AUDIT_EXPERIMENT), record,
                                  finite, folder)
+
+    def log_trading_run(self, run_name: str, record: dict, metrics: Mapping[str, float],
+                        folder: Path) -> str:
+        """One run in the trading experiment: ``record`` as params (scalars) and
+        ``record.json``, the finite ``metrics``, and ``folder``'s files (plots, tables).
+
+        Returns
+        -------
+        str
+            The run id.
+        """
+        run = self.client.create_run(
+            self._experiment(TRADING_EXPERIMENT), run_name=run_name,
+            tags={"factory.kind": record.get("kind", "backtest"),
+                  "mlflow.note.content": record.get("description", "")})
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        params = [Param(k, str(v)[:6000]) for k, v in record.items()
+                  if isinstance(v, str | int | float | bool)]
+        self.client.log_batch(run_id, params=params, metrics=[
+            Metric(k, float(v), now, 0) for k, v in metrics.items() if np.isfinite(v)])
+        self.client.log_dict(run_id, record, "record.json")
+        self.client.log_artifacts(run_id, str(folder))
+        self.client.set_terminated(run_id)
+        return run_id
 
     def _all_registered_models(self):
         return _paged(self.client.search_registered_models, max_results=1000)

@@ -1,5 +1,7 @@
 """Deployments: the factory flow on demand (trigger it from the Prefect UI), the snapshot flow
-every 5 minutes, the selection flow every 24 hours and lake maintenance every 7 days.
+every 5 minutes, the selection flow every 24 hours, the portfolio after each completed run
+of that selection deployment (an event trigger), the backtest on demand, and lake
+maintenance every 7 days.
 ``factory serve`` runs them against the server started by ``make ui``; ``--replay-bars N``
 makes each snapshot release N held-back bars first (a compressed replay of history for a demo).
 
@@ -18,27 +20,41 @@ import signal
 from datetime import timedelta
 from typing import Any
 
+from prefect.events import DeploymentEventTrigger
 from prefect.runner import Runner
 
 from flows.factory_flow import factory_flow
 from flows.maintenance import maintenance_deployment
 from flows.selection import selection_flow
 from flows.snapshot import snapshot_flow
+from flows.trading import backtest_flow, portfolio_flow
 
 SELECTION_INTERVAL = timedelta(hours=24)
 SNAPSHOT_INTERVAL = timedelta(minutes=5)
 
 
+SELECTION_DEPLOYMENT = "selection-daily"
+
+
 def deployments(profile: str = "demo", replay_bars: int = 0) -> list:
-    """The four deployments ``factory serve`` registers."""
+    """The six deployments ``factory serve`` registers."""
     return [
         factory_flow.to_deployment(name="factory", parameters={"profile": profile},
                                    tags=["model-factory"]),
         snapshot_flow.to_deployment(name="snapshot-5min",
                                     parameters={"replay_bars": replay_bars},
                                     interval=SNAPSHOT_INTERVAL, tags=["model-factory"]),
-        selection_flow.to_deployment(name="selection-daily", parameters={"profile": profile},
+        selection_flow.to_deployment(name=SELECTION_DEPLOYMENT, parameters={"profile": profile},
                                      interval=SELECTION_INTERVAL, tags=["model-factory"]),
+        portfolio_flow.to_deployment(
+            name="portfolio-after-selection", parameters={"profile": profile},
+            triggers=[DeploymentEventTrigger(
+                expect={"prefect.flow-run.Completed"},
+                match_related={"prefect.resource.role": "deployment",
+                               "prefect.resource.name": SELECTION_DEPLOYMENT})],
+            tags=["model-factory"]),
+        backtest_flow.to_deployment(name="backtest", parameters={"profile": profile},
+                                    tags=["model-factory"]),
         maintenance_deployment(tags=["model-factory"]),
     ]
 

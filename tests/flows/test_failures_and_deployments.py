@@ -109,9 +109,19 @@ def test_the_training_cache_serializer_decodes_plain_json_only():
 def test_deployments_trigger_factory_on_demand_snapshot_every_5_minutes_select_daily():
     from flows.serve import deployments
 
-    factory, snapshot, selection, maintenance = deployments("demo", replay_bars=5)
-    assert (factory.name, snapshot.name, selection.name, maintenance.name) == (
-        "factory", "snapshot-5min", "selection-daily", "lake-maintenance-weekly")
+    factory, snapshot, selection, portfolio, backtest, maintenance = deployments(
+        "demo", replay_bars=5)
+    assert (factory.name, snapshot.name, selection.name, portfolio.name, backtest.name,
+            maintenance.name) == ("factory", "snapshot-5min", "selection-daily",
+                                  "portfolio-after-selection", "backtest",
+                                  "lake-maintenance-weekly")
+    # The portfolio runs when a run of the selection deployment completes, on no schedule.
+    (trigger,) = portfolio.triggers
+    assert trigger.expect == {"prefect.flow-run.Completed"}
+    assert trigger.match_related.root == {"prefect.resource.role": "deployment",
+                                          "prefect.resource.name": "selection-daily"}
+    assert not portfolio.schedules and not backtest.schedules
+    assert portfolio.parameters == backtest.parameters == {"profile": "demo"}
     assert [s.schedule.interval for s in maintenance.schedules] == [timedelta(days=7)]
     assert factory.parameters == selection.parameters == {"profile": "demo"}
     assert snapshot.parameters == {"replay_bars": 5}

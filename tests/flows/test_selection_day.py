@@ -78,15 +78,18 @@ def day(tmp_path_factory):
         from flows.runtime import shared_prefect_api
         from flows.selection import selection_flow
         from flows.snapshot import snapshot_flow
+        from flows.trading import backtest_flow, portfolio_flow
 
         with shared_prefect_api():
             run_factory("smoke")
             before = selection_flow(profile="smoke")
+            portfolio = portfolio_flow(profile="smoke")  # decided before the held-back bars
             snapshots = [snapshot_flow(replay_bars=RELEASED_PER_SNAPSHOT)
                          for _ in range(HELD_BACK // RELEASED_PER_SNAPSHOT)]
             after = selection_flow(profile="smoke")
+            backtest = backtest_flow(profile="smoke", include_staging=True)
     yield {"paths": paths, "bars": bars, "before": before, "snapshots": snapshots,
-           "after": after}
+           "after": after, "backtest": backtest, "portfolio": portfolio}
     os.environ.clear()
     os.environ.update(saved)
 
@@ -150,6 +153,76 @@ def test_the_replay_feed_says_when_nothing_is_left(day):
     result = CliRunner().invoke(app, ["replay", "--bars", "5"])
     assert result.exit_code == 0, result.output
     assert "released 0 bars" in result.output and "0 held back" in result.output
+
+
+def test_a_models_backtest_trades_what_its_evaluation_traded(day):
+    """``factory backtest --model``: the engine's vectorised twin equals the model's own
+    walk-forward returns; the realistic broker's run is logged with its plots and fills."""
+    name = day["before"]["chosen"][0]
+    result = CliRunner().invoke(app, ["backtest", "--model", name, "--profile", "smoke"])
+    assert result.exit_code == 0, result.output
+    assert f"model {name} v1" in result.output and "after costs" in result.output
+    tracker = Tracker(day["paths"])
+    run = tracker.client.search_runs(
+        [tracker.client.get_experiment_by_name("model-factory-trading").experiment_id],
+        order_by=["attributes.start_time DESC"], max_results=1)[0]
+    metrics = run.data.metrics
+    assert metrics["parity_max_abs_diff"] < 1e-9 and metrics["parity_bars"] > 100
+    evaluated = Tracker(day["paths"]).latest_versions().filter(pl.col("model_name") == name)
+    assert metrics["vectorised_sharpe"] == pytest.approx(evaluated["sharpe"][0], rel=1e-6)
+    assert metrics["commission"] > 0 and metrics["n_fills"] > 0
+    artifacts = {a.path for a in tracker.client.list_artifacts(run.info.run_id)}
+    assert {"equity_drawdown.png", "fills.parquet", "orders.parquet", "record.json"} <= artifacts
+    assert run.data.params["spec_ids"] and run.data.params["lake_version"]
+
+
+def test_the_staged_sets_backtest_says_which_set_it_traded(day):
+    flow_result = day["backtest"]
+    assert flow_result["models"] and flow_result["metrics"]["parity_max_abs_diff"] < 1e-9
+    assert "set of" in flow_result["headline"]
+    result = CliRunner().invoke(app, ["backtest", "--include-staging", "--profile", "smoke"])
+    assert result.exit_code == 0, result.output
+    assert "Production set of" in result.output or "Staging set of" in result.output
+    missing = CliRunner().invoke(app, ["backtest", "--model", "no-such-model"])
+    assert missing.exit_code == 1 and "no registered model named 'no-such-model'" in (
+        missing.output)
+
+
+def test_the_portfolio_targets_respect_their_limits_and_are_stored(day):
+    portfolio = day["portfolio"]
+    assert portfolio["models"] == sorted(day["before"]["chosen"])
+    weights = np.array(list(portfolio["targets"].values()))
+    assert set(portfolio["targets"]) == {"AAA", "BBB"}
+    assert np.abs(weights).max() <= 0.05 + 1e-6 and np.abs(weights).sum() > 0
+    metrics = portfolio["metrics"]
+    assert metrics["rebalances"] > 100 and metrics["rebalances_kept_previous"] == 0
+    assert metrics["parity_max_abs_diff"] < 1e-9
+    stored = Lake(day["paths"].lake).read_table("portfolio_targets")
+    assert stored["as_of"].max() == datetime(2018, 1, 1) + timedelta(days=TRAINED_BARS - 1)
+
+
+def test_paper_trading_follows_the_targets_as_the_backtest_would(day):
+    """``factory paper`` trades the bars released after the portfolio was decided with the
+    backtest's classes: its stored fills are the backtest's on the same bars; a second call
+    stores nothing twice."""
+    from factory.backtest import Backtest, HistoricBars
+    from factory.config import load_config
+    from factory.trading.paper_job import FILLS_TABLE, paper_components, stored_targets
+
+    first = CliRunner().invoke(app, ["paper", "--profile", "smoke"])
+    assert first.exit_code == 0, first.output
+    assert f"{HELD_BACK + 1} new bars" in first.output, first.output  # from the decision bar
+    lake = Lake(day["paths"].lake)
+    paper_fills = lake.read_table(FILLS_TABLE).sort("ts", "symbol")
+    assert paper_fills.height > 0
+    targets = stored_targets(lake)
+    bars = lake.read_bars(["AAA", "BBB"]).filter(pl.col("ts") >= targets["ts"].min())
+    backtest = Backtest(HistoricBars(bars), *paper_components(
+        targets, load_config("smoke").trading, "close")).run()
+    assert backtest.fills.sort("ts", "symbol").equals(paper_fills)
+    again = CliRunner().invoke(app, ["paper", "--profile", "smoke"])
+    assert again.exit_code == 0 and "0 new bars, 0 new fills" in again.output, again.output
+    assert lake.read_table(FILLS_TABLE).height == paper_fills.height
 
 
 def test_a_snapshot_killed_between_its_two_commits_is_repaired_by_the_next(day):

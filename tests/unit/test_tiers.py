@@ -27,7 +27,7 @@ from factory.data.tiers import (
 )
 from factory.locking import HomeBusyError
 from factory.paths import FactoryPaths
-from factory.snapshot import HISTORY_BARS, _Universe
+from factory.snapshot import HISTORY_BARS, UniverseBars
 
 START = datetime(2020, 1, 1)
 NOW = START + timedelta(days=120)  # migrations count ages from here
@@ -244,13 +244,13 @@ def test_recent_bars_through_the_hot_tier_equal_a_full_read(tmp_path, kind):
             if batch is not None:
                 lake.ingest_bars(batch, "feed")
             version = lake.version()
-            fast = _Universe(lake, "AAA,BBB", version, hot)
-            plain = _Universe(lake, "AAA,BBB", version)
+            fast = UniverseBars(lake, "AAA,BBB", version, hot)
+            plain = UniverseBars(lake, "AAA,BBB", version)
             for after in (newest, times[300], times[100]):
                 assert fast.recent_bars(after).equals(plain.recent_bars(after)), after
             assert fast.recent_bars(newest).height >= 2 * HISTORY_BARS
             newest = lake.read_bars()["ts"].max()
-        fresh = _Universe(lake, "AAA,BBB", lake.version(), hot)
+        fresh = UniverseBars(lake, "AAA,BBB", lake.version(), hot)
         assert fresh.recent_bars(times[420]).equals(plain.recent_bars(times[420]))
         assert "bars" not in vars(fresh)  # served from the hot tier: no full read
         entry = hot.load("AAA")

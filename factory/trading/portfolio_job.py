@@ -1,0 +1,200 @@
+"""``factory portfolio`` and the portfolio flow: today's target weights from the Production
+models' latest signals, and the event-driven backtest of the same construction over the
+models' out-of-sample history, logged to MLflow.
+
+Today's targets: each model of the set scores the lake's latest bars of its universe (the
+registered version, as MLflow serves it), the set's forecast per asset is the
+allocation-weighted score, and the mean-variance optimiser (``conf/trading.yaml``,
+``portfolio``) rebalances from the targets the last run stored (lake table
+``portfolio_targets``; flat before the first). A solve that fails keeps those targets and
+says why.
+
+The backtest: the same optimiser rebalanced through the walk-forward out-of-sample forecasts
+(``factory.trading.portfolio_run``), then through the event-driven engine with the
+realistic broker (``factory.trading.backtest_run``): out of sample and after costs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from factory.config import TradingConfig
+from factory.data.lake import Lake
+from factory.paths import FactoryPaths
+from factory.snapshot import UniverseBars
+from factory.tracking import Tracker
+from factory.trading.backtest_job import model_set_for
+from factory.trading.backtest_run import BacktestReport, run_backtest
+from factory.trading.model_set import ModelSet, expected_returns
+from factory.trading.portfolio_plots import weights_png
+from factory.trading.portfolio_run import (
+    PortfolioPath,
+    construct_portfolio,
+    daily_returns,
+    portfolio_optimizer,
+)
+from factory.training.plots import equity_drawdown_png
+
+TARGETS_TABLE = "portfolio_targets"
+"""Lake table of every stored target: ``as_of, decided_at, symbol, mu, weight, status``."""
+
+
+@dataclass(frozen=True)
+class PortfolioRun:
+    """What one portfolio run decided and measured.
+
+    Attributes
+    ----------
+    model_set : ModelSet
+        The models whose signals it used.
+    targets : pl.DataFrame
+        ``symbol, mu, weight``: today's forecasts and target weights.
+    as_of : datetime
+        The bar whose close the targets were decided at.
+    message : str
+        Empty, or why the previous targets were kept.
+    backtest : BacktestReport
+        The construction backtested over the out-of-sample history.
+    path : PortfolioPath
+        The backtest's rebalances.
+    lake_version : int
+    run_id : str
+        The MLflow run.
+    """
+
+    model_set: ModelSet
+    targets: pl.DataFrame
+    as_of: datetime
+    message: str
+    backtest: BacktestReport
+    path: PortfolioPath
+    lake_version: int
+    run_id: str
+
+    def lines(self) -> list[str]:
+        """What ``factory portfolio`` prints."""
+        m = self.backtest.metrics
+        lines = [f"{self.model_set.description}: target weights as of "
+                 f"{self.as_of:%Y-%m-%d %H:%M} (lake v{self.lake_version})"]
+        lines += [f"  {r['symbol']:10s} weight {r['weight']:+.4f}   forecast {r['mu']:+.5f}"
+                  for r in self.targets.iter_rows(named=True)]
+        if self.message:
+            lines.append(f"previous targets kept: {self.message}")
+        lines.append(f"backtest {self.backtest.start:%Y-%m-%d} to {self.backtest.end:%Y-%m-%d}"
+                     f" (out of sample, after costs): Sharpe {m['sharpe']:.2f}, max drawdown "
+                     f"{m['max_drawdown']:.1%}, {self.path.rebalances} rebalances, "
+                     f"{self.path.kept_previous} kept the previous weights")
+        lines.append(f"MLflow run {self.run_id} (experiment model-factory-trading)")
+        return lines
+
+
+def build_portfolio(paths: FactoryPaths, trading: TradingConfig, *,
+                    include_staging: bool = False) -> PortfolioRun:
+    """Today's targets, stored in the lake, and the backtest of the construction, logged.
+
+    Raises
+    ------
+    NoModelsError
+        When no model is in Production (nor Staging, with ``include_staging``).
+    ValueError
+        When the models trade fewer than two assets, or the lake lacks their bars.
+    """
+    tracker = Tracker(paths)
+    chosen = model_set_for(tracker, paths, None, include_staging)
+    lake = Lake(paths.lake)
+    symbols = sorted({s for row in chosen.models["symbols"] for s in row.split(",")})
+    bars = lake.read_bars(symbols)
+    returns = daily_returns(bars)
+    config = trading.portfolio
+    optimizer, estimate = portfolio_optimizer(config, tuple(symbols))
+    mu, as_of = _todays_forecasts(tracker, lake, chosen, symbols)
+    held = _stored_targets(lake, symbols)
+    result = optimizer.rebalance(mu, estimate(returns, as_of), held)
+    targets = pl.DataFrame({"symbol": symbols, "mu": mu, "weight": np.array(result.weights)})
+    _store_targets(lake, targets, as_of, result.status, result.kept_previous)
+    oos = {row["model_name"]: tracker.oos_predictions(row["run_id"])
+           for row in chosen.models.iter_rows(named=True)}
+    path = construct_portfolio(expected_returns(chosen, oos), returns, config)
+    cost_bps, execution_price = chosen.trading_convention()
+    frequency = next(iter(lake.bar_frequencies(symbols).values()))
+    report = run_backtest(bars, path.weights, trading, execution_price=execution_price,
+                          cost_bps=cost_bps, periods_per_year=frequency.periods_per_year)
+    lake_version = lake.data_version()
+    run_id = _log(tracker, chosen, targets, as_of, result.message, report, path, lake_version,
+                  trading)
+    return PortfolioRun(chosen, targets, as_of, result.message, report, path, lake_version,
+                        run_id)
+
+
+def _todays_forecasts(tracker: Tracker, lake: Lake, chosen: ModelSet, symbols: list[str]
+                      ) -> tuple[np.ndarray, datetime]:
+    """Per symbol, the allocation-weighted score of the models at the latest bar."""
+    mu = np.zeros(len(symbols))
+    as_of = None
+    for row in chosen.models.iter_rows(named=True):
+        universe = UniverseBars(lake, row["symbols"], lake.version())
+        last = universe.bars["ts"].max()
+        recent = universe.recent_bars(last)
+        scored = recent.select("symbol", "ts").with_columns(
+            tracker.load_predictor(row["model_name"], row["version"])
+            .predict_bars(recent, universe.side_tables)["score"])
+        latest = scored.filter(pl.col("ts") == last)
+        for symbol, score in latest.select("symbol", "score").iter_rows():
+            if np.isfinite(score):
+                mu[symbols.index(symbol)] += row["weight"] * score
+        as_of = last if as_of is None else max(as_of, last)
+    return mu, as_of
+
+
+def _stored_targets(lake: Lake, symbols: list[str]) -> np.ndarray:
+    """The weights the last run stored for ``symbols`` (0 where none, or before any)."""
+    if lake.version(TARGETS_TABLE) is None:
+        return np.zeros(len(symbols))
+    stored = lake.read_table(TARGETS_TABLE)
+    last = stored.filter(pl.col("decided_at") == stored["decided_at"].max())
+    weight = dict(zip(last["symbol"], last["weight"], strict=True))
+    return np.array([weight.get(s, 0.0) for s in symbols])
+
+
+def _store_targets(lake: Lake, targets: pl.DataFrame, as_of: datetime, status: str,
+                   kept_previous: bool) -> None:
+    lake.append_table(TARGETS_TABLE, targets.with_columns(
+        pl.lit(as_of).cast(pl.Datetime("us")).alias("as_of"),
+        pl.lit(datetime.now(UTC).replace(tzinfo=None)).cast(pl.Datetime("us"))
+        .alias("decided_at"),
+        pl.lit(status).alias("status"), pl.lit(kept_previous).alias("kept_previous")))
+
+
+def _log(tracker: Tracker, chosen: ModelSet, targets: pl.DataFrame, as_of: datetime,
+         message: str, report: BacktestReport, path: PortfolioPath, lake_version: int,
+         trading: TradingConfig) -> str:
+    """The portfolio's MLflow run: today's targets, the backtest's figures and pictures."""
+    record = {"kind": "portfolio", "description": chosen.description,
+              "models": ",".join(f"{n} v{v}" for n, v in zip(
+                  chosen.models["model_name"], chosen.models["version"], strict=True)),
+              "spec_ids": ",".join(chosen.models["spec_id"]), "lake_version": lake_version,
+              "as_of": as_of.isoformat(), "kept_previous_targets": message,
+              "backtest_start": report.start.isoformat(),
+              "backtest_end": report.end.isoformat(), "failures": path.failures,
+              **{f"portfolio.{k}": v for k, v in trading.portfolio.model_dump().items()},
+              "targets": dict(zip(targets["symbol"], targets["weight"], strict=True))}
+    metrics = {**report.metrics, **path.summary(),
+               "target_gross": float(targets["weight"].abs().sum()),
+               "target_net": float(targets["weight"].sum())}
+    title = f"{chosen.description}, mean-variance, lake v{lake_version}"
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        targets.write_csv(folder / "targets.csv")
+        path.weights.write_parquet(folder / "target_weights.parquet")
+        report.result.returns.write_parquet(folder / "returns.parquet")
+        report.result.fills.write_parquet(folder / "fills.parquet")
+        equity_drawdown_png(report.result.returns, folder / "equity_drawdown.png",
+                            title=f"portfolio backtest (after costs): {title}")
+        weights_png(path.weights, folder / "target_weights.png", title=title)
+        return tracker.log_trading_run(f"portfolio-{as_of:%Y%m%d}", record, metrics, folder)
