@@ -126,6 +126,8 @@ bench: install
 	$(BIN)/python bench/rating.py
 	$(BIN)/python bench/zoo.py
 	$(BIN)/python bench/features.py
+	$(BIN)/python bench/portfolio_solve.py
+	$(BIN)/python bench/event_engine.py
 
 clean-data:
 	rm -rf data mlflow/mlflow.db mlflow/artifacts .prefect
