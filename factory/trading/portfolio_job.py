@@ -117,7 +117,6 @@ def build_portfolio(paths: FactoryPaths, trading: TradingConfig, *,
     held = _stored_targets(lake, symbols)
     result = optimizer.rebalance(mu, estimate(returns, as_of), held)
     targets = pl.DataFrame({"symbol": symbols, "mu": mu, "weight": np.array(result.weights)})
-    _store_targets(lake, targets, as_of, result.status, result.kept_previous)
     oos = {row["model_name"]: tracker.oos_predictions(row["run_id"])
            for row in chosen.models.iter_rows(named=True)}
     path = construct_portfolio(expected_returns(chosen, oos), returns, config)
@@ -128,6 +127,8 @@ def build_portfolio(paths: FactoryPaths, trading: TradingConfig, *,
     lake_version = lake.data_version()
     run_id = _log(tracker, chosen, targets, as_of, result.message, report, path, lake_version,
                   trading)
+    # Stored last: a run that fails before this point leaves the stored targets as they were.
+    _store_targets(lake, targets, as_of, result.status, result.kept_previous)
     return PortfolioRun(chosen, targets, as_of, result.message, report, path, lake_version,
                         run_id)
 
