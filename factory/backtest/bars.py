@@ -1,8 +1,8 @@
 """Checking a frame of bars and laying it out densely, one row per timestamp.
 
 Both data sources of the engine (`HistoricBars`, `ReplayFeed`) go through `check_bars` and
-`to_block`, and both make their market events with `BarBlock.event`: identical bars give
-identical events whatever the source.
+`to_block`, and both make their market events with the `BarBlock` (`BarBlock.events`, or
+`BarBlock.event` one at a time): identical bars give identical events whatever the source.
 
 The frame is what the lake returns: ``symbol, ts, open, high, low, close, volume``, any other
 column ignored. Row numbers in error messages count from 0 in the frame as passed.
@@ -10,8 +10,8 @@ column ignored. Row numbers in error messages count from 0 in the frame as passe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -25,6 +25,8 @@ SHOWN_ROWS = 10
 SHOWN_SYMBOLS = 3
 ROW = "_row"
 """Row-number column that `refuse_rows` reads."""
+EVENT_CHUNK = 4096
+"""Rows whose values `BarBlock.events` turns into Python objects at a time."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class BarBlock:
     open, high, low, close, volume : numpy.ndarray
         Float64, shape ``(T, S)``, column ``j`` for the universe's ``j``-th symbol; NaN where a
         symbol has no bar at that time. Read-only.
+    stamps : numpy.ndarray
+        ``ts`` as int64 microseconds since the epoch (`MarketEvent.stamp`).
     """
 
     ts: np.ndarray
@@ -46,14 +50,41 @@ class BarBlock:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
+    stamps: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        stamps = self.ts.astype("datetime64[us]").view(np.int64)
+        stamps.flags.writeable = False
+        object.__setattr__(self, "stamps", stamps)
 
     def __len__(self) -> int:
         return len(self.ts)
 
+    @property
+    def _columns(self) -> tuple[np.ndarray, ...]:
+        return self.open, self.high, self.low, self.close, self.volume
+
     def event(self, row: int) -> MarketEvent:
-        """The market event of the ``row``-th timestamp (its arrays are views, read-only)."""
-        return MarketEvent(self.ts[row], self.open[row], self.high[row], self.low[row],
-                           self.close[row], self.volume[row])
+        """The market event of the ``row``-th timestamp: its arrays are read-only views (for
+        one symbol, floats: ``factory.backtest.scalar``)."""
+        if self.open.shape[1] == 1:
+            values = (column.item(row, 0) for column in self._columns)
+        else:
+            values = (column[row] for column in self._columns)
+        return MarketEvent(self.ts[row], *values, stamp=self.stamps.item(row))
+
+    def events(self) -> Iterator[MarketEvent]:
+        """The market events of every row, each equal to `event` of its row; made
+        `EVENT_CHUNK` rows at a time, which saves most of the per-row indexing."""
+        for first in range(0, len(self), EVENT_CHUNK):
+            rows = slice(first, first + EVENT_CHUNK)
+            if self.open.shape[1] == 1:
+                values = [column[rows, 0].tolist() for column in self._columns]
+            else:
+                values = [column[rows] for column in self._columns]
+            for ts, open_, high, low, close, volume, stamp in zip(
+                    self.ts[rows], *values, self.stamps[rows].tolist(), strict=True):
+                yield MarketEvent(ts, open_, high, low, close, volume, stamp)
 
 
 def check_bars(bars: pl.DataFrame, symbols: Sequence[str] | None = None,

@@ -3,8 +3,9 @@
 `HistoricBars` replays a frame of bars already stored (the backtest); `ReplayFeed` hands out
 bars as they arrive (the paper trader): from a lazy source such as a generator polling the
 lake, and from `ReplayFeed.append` calls made while the trader runs. Both validate with
-`check_bars`, lay the bars out with `to_block` and make their events with `BarBlock.event`,
-so the same bars give the same market events, array for array.
+`check_bars`, lay the bars out with `to_block` and make their events with the `BarBlock`
+(`BarBlock.events`, `BarBlock.event`), so the same bars give the same market events, array
+for array.
 
 A data handler is any object with a ``symbols`` tuple (the universe, in column order) that
 iterates over `MarketEvent` in strictly increasing time.
@@ -86,9 +87,7 @@ class HistoricBars:
         return len(self.block)
 
     def __iter__(self) -> Iterator[MarketEvent]:
-        block = self.block
-        for row in range(len(block)):
-            yield block.event(row)
+        return self.block.events()
 
 
 class ReplayFeed:

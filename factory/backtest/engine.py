@@ -17,6 +17,16 @@ timing convention. The same loop (`EventLoop`) runs the backtest (`Backtest`, ov
 with the very same strategy, risk, portfolio and execution classes: only the data source
 differs.
 
+Cost per bar
+------------
+Each component works on whole-universe numpy arrays, so a bar of 500 symbols costs little
+more than a bar of 10. What every bar pays regardless of width is kept small: events are
+``__slots__`` classes, times are compared as integer microseconds (`MarketEvent.stamp`),
+orders and fills are recorded as packed columns rather than kept as objects
+(``factory.backtest.result``), and a one-symbol universe runs on Python floats
+(``factory.backtest.scalar``) instead of one-element arrays, with the same results to the
+bit. ``bench/event_engine.py`` measures both shapes.
+
 Parity with the vectorised evaluation
 -------------------------------------
 ``strategy_returns(positions, labels, cost_bps)`` returns, for decision bar ``t``,
@@ -51,9 +61,9 @@ from factory.backtest.execution import ExecutionHandler
 from factory.backtest.portfolio import Portfolio
 from factory.backtest.result import (
     BacktestResult,
-    fills_frame,
+    FillRecord,
+    OrderRecord,
     log_frame,
-    orders_frame,
     weights_frame,
 )
 from factory.backtest.risk import RiskManager
@@ -83,11 +93,26 @@ class EventLoop:
         self.strategy, self.risk = strategy, risk
         self.portfolio, self.execution = portfolio, execution
         self.symbols = portfolio.symbols
-        self.orders: list[OrderEvent] = []
-        self.fills: list[FillEvent] = []
+        # Dispatched orders and fills are recorded field by field, not kept as events: two
+        # event objects surviving each bar make Python's cyclic garbage collector's full
+        # passes cost more than the rest of a one-symbol bar.
+        self._orders = OrderRecord(portfolio.single)
+        self._fills = FillRecord(portfolio.single)
         self._counts = dict.fromkeys((MarketEvent, FillEvent, SignalEvent, OrderEvent), 0)
         self._queue: deque = deque()
         self._last_ts = None
+        self._last_stamp = None
+        self._fill_at_close = execution.price == "close"
+
+    @property
+    def orders(self) -> list[OrderEvent]:
+        """Every order dispatched so far, oldest first."""
+        return self._orders.events()
+
+    @property
+    def fills(self) -> list[FillEvent]:
+        """Every fill dispatched so far, oldest first."""
+        return self._fills.events()
 
     def check_universe(self, data: DataHandler) -> None:
         """Refuse a data handler whose symbols are not the components'."""
@@ -98,13 +123,13 @@ class EventLoop:
 
     def process(self, market: MarketEvent) -> None:
         """Run one bar through the loop, to its order."""
-        if self._last_ts is not None and not market.ts > self._last_ts:
+        stamp = market.stamp
+        if self._last_stamp is not None and stamp <= self._last_stamp:
             raise ValueError(f"bar at {market.ts} is not after the previous bar at "
                              f"{self._last_ts}")
-        self._last_ts = market.ts
+        self._last_ts, self._last_stamp = market.ts, stamp
         portfolio, queue, counts = self.portfolio, self._queue, self._counts
-        portfolio.mark_execution(market.close if self.execution.price == "close"
-                                 else market.open)
+        portfolio.mark_execution(market._close if self._fill_at_close else market._open)
         fill = self.execution.on_market(market, portfolio)
         if fill is not None:
             queue.append(fill)
@@ -119,10 +144,10 @@ class EventLoop:
             elif kind is SignalEvent:
                 queue.append(self.risk.on_signal(event, portfolio))
             elif kind is OrderEvent:
-                self.orders.append(event)
+                self._orders.add(event)
                 self.execution.on_order(event)
             else:
-                self.fills.append(event)
+                self._fills.add(event)
                 portfolio.on_fill(event)
 
     def result(self) -> BacktestResult:
@@ -132,8 +157,8 @@ class EventLoop:
             symbols=self.symbols, history=history, returns=self.portfolio.returns(),
             weights=weights_frame(history["ts"].to_numpy(), self.portfolio.weight_matrix(),
                                   self.symbols),
-            orders=orders_frame(self.orders, self.symbols),
-            fills=fills_frame(self.fills, self.symbols),
+            orders=self._orders.frame(self.symbols),
+            fills=self._fills.frame(self.symbols),
             log=log_frame([*self.risk.log, *self.execution.log]),
             event_counts={kind.type.value: count for kind, count in self._counts.items()},
         )

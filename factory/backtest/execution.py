@@ -41,6 +41,9 @@ slippage, no cap); with a risk manager that sets no limits and trades fractional
 rounding (``factory.backtest.engine``). The realistic default differs from it in each of
 those points: commission on traded notional (drift rebalancing pays), weights that drift
 from the target, slippage, volume caps and whole lots.
+
+With a one-symbol portfolio the broker does the same arithmetic on Python floats
+(``factory.backtest.scalar``), with the same results to the bit.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ import numpy as np
 
 from factory.backtest.events import FillEvent, LogEntry, MarketEvent, OrderEvent
 from factory.backtest.portfolio import Portfolio
+from factory.backtest.scalar import minimum, sign, single
 
 SOURCE = "execution"
 EXECUTION_PRICES = ("close", "open")
@@ -135,43 +139,103 @@ class ExecutionHandler:
         if order is None:
             return None
         self._pending = None
-        price = market.close if self.price == "close" else market.open
-        tradable = np.isfinite(price)
-        equity = portfolio.equity_at_execution
+        if not portfolio.single:
+            return self._fill(order, market, portfolio)
+        # One symbol: the same arithmetic on floats.
+        price = market._close if self.price == "close" else market._open
+        if price.__class__ is not float:
+            price = single(price)
+        ordered, equity = order._quantities, portfolio.equity_at_execution
+        if price - price != 0.0:  # no bar at the fill time: nothing trades, all is cancelled
+            if ordered != 0.0:
+                self.log.append(LogEntry(market.ts, SOURCE,
+                                         "1 orders cancelled: no bar at the fill time"))
+            # the array path's zero change times equity (-0.0 when equity is negative)
+            commission = (0.0 if self.cost_model == "notional"
+                          else self.commission_rate * 0.0 * equity)
+            return FillEvent(market.ts, order.ts, 0.0, price, commission, 0.0, ordered)
         if self.rebalance == "target":
-            wanted = order.target_weights * equity / price - portfolio.shares
+            wanted = order._target_weights * equity / price - portfolio._shares
         else:
-            wanted = order.quantities
-        wanted = np.where(tradable, wanted, 0.0)
+            wanted = ordered
         filled = wanted
         if self.max_volume_share is not None:
-            room = self.max_volume_share * np.where(tradable, market.volume, 0.0)
+            volume = market._volume
+            if volume.__class__ is not float:
+                volume = single(volume)
+            filled = sign(wanted) * minimum(abs(wanted), self.max_volume_share * volume)
+        side = 1.0 if filled > 0.0 else -1.0 if filled < 0.0 else sign(filled)
+        fill_price = price * (1.0 + self.slippage_rate * side)
+        if self.cost_model == "notional":
+            commission = self.commission_rate * abs(filled) * fill_price
+        else:
+            target = order._target_weights
+            previous = 0.0 if self._filled_target is None else self._filled_target
+            self._filled_target = target
+            commission = self.commission_rate * abs(target - previous) * equity
+        if self.max_volume_share is not None and filled != wanted:
+            self.log.append(LogEntry(
+                market.ts, SOURCE, f"volume cap {self.max_volume_share:g} of the bar's volume: "
+                f"1 orders partly filled, {abs(wanted - filled):g} shares cancelled"))
+        return FillEvent(market.ts, order.ts, filled, fill_price, commission,
+                         abs(filled) * price * self.slippage_rate, wanted - filled)
+
+    def _fill(self, order: OrderEvent, market: MarketEvent, portfolio: Portfolio) -> FillEvent:
+        """`on_market` on arrays, for the pending ``order``."""
+        price = market._close if self.price == "close" else market._open
+        tradable = np.isfinite(price)
+        # Where every symbol has a bar, each np.where(tradable, x, ...) below is x itself.
+        everywhere = bool(tradable.all())
+        equity = portfolio.equity_at_execution
+        if self.rebalance == "target":
+            wanted = order._target_weights * equity / price - portfolio._shares
+        else:
+            wanted = order._quantities
+        volume = market._volume
+        if not everywhere:
+            wanted = np.where(tradable, wanted, 0.0)
+            volume = np.where(tradable, volume, 0.0)
+        filled = wanted
+        if self.max_volume_share is not None:
+            room = self.max_volume_share * volume
             filled = np.sign(wanted) * np.minimum(np.abs(wanted), room)
-        cancelled = np.where(tradable, wanted - filled, order.quantities)
+        cancelled = wanted - filled
         side = np.sign(filled)
         fill_price = price * (1.0 + self.slippage_rate * side)
         slippage = np.abs(filled) * price * self.slippage_rate
-        commissions = self._commissions(order, filled, fill_price, equity, tradable)
-        self._note(market.ts, order, wanted, filled, tradable)
-        return FillEvent(market.ts, order.ts, filled, fill_price, commissions,
-                         np.where(tradable, slippage, 0.0), cancelled)
+        if not everywhere:
+            cancelled = np.where(tradable, cancelled, order._quantities)
+            slippage = np.where(tradable, slippage, 0.0)
+        commissions = self._commissions(order, filled, fill_price, equity,
+                                        None if everywhere else tradable)
+        self._note(market.ts, order, wanted, filled, None if everywhere else tradable)
+        return FillEvent(market.ts, order.ts, filled, fill_price, commissions, slippage,
+                         cancelled)
 
     def _commissions(self, order: OrderEvent, filled: np.ndarray, fill_price: np.ndarray,
-                     equity: float, tradable: np.ndarray) -> np.ndarray:
-        """Commission per symbol under the cost model (0 where nothing could trade)."""
+                     equity: float, tradable: np.ndarray | None) -> np.ndarray:
+        """Commission per symbol under the cost model (0 where nothing could trade;
+        ``tradable`` None: every symbol could)."""
         if self.cost_model == "notional":
-            return np.where(tradable, self.commission_rate * np.abs(filled) * fill_price, 0.0)
+            commissions = self.commission_rate * np.abs(filled) * fill_price
+            return commissions if tradable is None else np.where(tradable, commissions, 0.0)
+        target = order._target_weights
         previous = (self._filled_target if self._filled_target is not None
-                    else np.zeros_like(order.target_weights))
-        change = np.where(tradable, np.abs(order.target_weights - previous), 0.0)
-        self._filled_target = np.where(tradable, order.target_weights, previous)
+                    else np.zeros_like(target))
+        change = np.abs(target - previous)
+        if tradable is None:
+            self._filled_target = target
+        else:
+            change = np.where(tradable, change, 0.0)
+            self._filled_target = np.where(tradable, target, previous)
         return self.commission_rate * change * equity
 
     def _note(self, ts: np.datetime64, order: OrderEvent, wanted: np.ndarray,
-              filled: np.ndarray, tradable: np.ndarray) -> None:
-        """Log orders cut by the volume cap or cancelled for want of a bar."""
-        if not tradable.all():
-            no_bar = int(np.count_nonzero(~tradable & (order.quantities != 0)))
+              filled: np.ndarray, tradable: np.ndarray | None) -> None:
+        """Log orders cut by the volume cap or cancelled for want of a bar (``tradable``
+        None: every symbol had one)."""
+        if tradable is not None:
+            no_bar = int(np.count_nonzero(~tradable & (order._quantities != 0)))
             if no_bar:
                 self.log.append(LogEntry(ts, SOURCE, f"{no_bar} orders cancelled: no bar at "
                                                      "the fill time"))

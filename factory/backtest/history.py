@@ -54,8 +54,9 @@ class BarHistory:
         stop = self._stop
         self._ts[stop] = market.ts
         values = self._values
-        values[0, stop], values[1, stop], values[2, stop] = market.open, market.high, market.low
-        values[3, stop], values[4, stop] = market.close, market.volume
+        values[0, stop], values[1, stop] = market._open, market._high
+        values[2, stop], values[3, stop] = market._low, market._close
+        values[4, stop] = market._volume
         self._stop = stop + 1
         if self.window is not None and self._stop - self._start > self.window:
             self._start += 1

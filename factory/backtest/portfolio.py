@@ -16,10 +16,15 @@ Each bar the portfolio is marked twice:
   the house's per-bar returns are measured (see `Portfolio.returns`);
 - at the close, after the fills (`on_market`): the equity curve, exposures and weights the
   risk manager and the history use.
+
+With one symbol the portfolio keeps its per-symbol state in Python floats and does the same
+arithmetic on them (``factory.backtest.scalar``): the numbers are the array path's, bit for
+bit, at a fraction of the cost per bar.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,6 +32,8 @@ import polars as pl
 
 from factory.backtest.data import check_universe
 from factory.backtest.events import FillEvent, MarketEvent
+from factory.backtest.result import column_matrix, per_symbol_column
+from factory.backtest.scalar import minimum, sign, single
 
 HISTORY_COLUMNS = ("equity", "equity_at_execution", "cash", "gross_exposure", "net_exposure",
                    "commission", "slippage", "turnover", "realised_pnl", "unrealised_pnl")
@@ -54,6 +61,10 @@ class Portfolio:
         Average entry price of each open position (0 when flat).
     realised_pnl, commission_paid, slippage_paid : float
         Totals since the start.
+    single : bool
+        Whether the universe is one symbol: the per-symbol state (``_shares``,
+        ``_average_price``, ``_last_price``, ``_marks``) is then floats, not arrays, and the
+        risk manager and the broker read it as such.
     """
 
     def __init__(self, symbols: Sequence[str], initial_cash: float = 1_000_000.0) -> None:
@@ -65,20 +76,40 @@ class Portfolio:
         self.cash = self.initial_cash
         self.equity = self.initial_cash
         self.equity_at_execution = self.initial_cash
-        self.shares = np.zeros(width)
-        self.average_price = np.zeros(width)
-        self.last_price = np.full(width, np.nan)
-        self._marks = np.zeros(width)  # last_price with 0 where never seen (no shares there)
+        self.single = width == 1
+        if self.single:
+            self._shares, self._average_price = 0.0, 0.0
+            self._last_price, self._marks = np.nan, 0.0
+        else:
+            self._shares = np.zeros(width)
+            self._average_price = np.zeros(width)
+            self._last_price = np.full(width, np.nan)
+            self._marks = np.zeros(width)  # last_price with 0 where never seen (no shares there)
         self.realised_pnl = self.commission_paid = self.slippage_paid = 0.0
         self._bar_commission = self._bar_slippage = self._bar_traded = 0.0
-        self._ts: list[np.datetime64] = []
-        self._rows: list[tuple[float, ...]] = []
-        self._weights: list[np.ndarray] = []
-        self._execution_equity: list[float] = []
+        self._stamps = array("q")
+        self._rows = array("d")  # HISTORY_COLUMNS of each bar, packed
+        self._weights = per_symbol_column(self.single)
+        self._execution_equity = array("d")
+
+    @property
+    def shares(self) -> np.ndarray:
+        """Signed shares held per symbol."""
+        return np.array([self._shares]) if self.single else self._shares
+
+    @property
+    def average_price(self) -> np.ndarray:
+        """Average entry price of each open position (0 when flat)."""
+        return np.array([self._average_price]) if self.single else self._average_price
+
+    @property
+    def last_price(self) -> np.ndarray:
+        """Latest price seen per symbol (NaN before its first bar)."""
+        return np.array([self._last_price]) if self.single else self._last_price
 
     def _observe(self, prices: np.ndarray) -> None:
         known = np.isfinite(prices)
-        np.copyto(self.last_price, prices, where=known)
+        np.copyto(self._last_price, prices, where=known)
         np.copyto(self._marks, prices, where=known)
 
     def equity_at(self, prices: np.ndarray) -> float:
@@ -86,25 +117,64 @@ class Portfolio:
         marks = np.where(np.isfinite(prices), prices, self._marks)
         return float(self.cash + self.shares @ marks)
 
-    def mark_execution(self, prices: np.ndarray) -> float:
+    def mark_execution(self, prices: np.ndarray | float) -> float:
         """Mark at this bar's execution prices, before its fills; returns and records it."""
-        self._observe(prices)
-        self.equity_at_execution = float(self.cash + self.shares @ self._marks)
+        if not self.single:
+            self._observe(prices)
+            self.equity_at_execution = float(self.cash + self._shares @ self._marks)
+        else:
+            price = prices if prices.__class__ is float else single(prices)
+            if price - price == 0.0:  # finite
+                self._last_price = self._marks = price
+            self.equity_at_execution = self.cash + (self._shares * self._marks + 0.0)
         self._execution_equity.append(self.equity_at_execution)
         return self.equity_at_execution
 
     def on_fill(self, fill: FillEvent) -> None:
         """Apply a fill: shares, cash, commissions, average prices and realised PnL."""
-        quantities = fill.quantities
-        commission = float(fill.commissions.sum())
+        if not self.single:
+            self._apply(fill)
+            return
+        # One symbol: the same arithmetic on floats (a sum or dot product of one entry is
+        # the entry + 0.0, factory.backtest.scalar).
+        quantity = fill._quantities
+        commission = fill._commissions + 0.0
+        self.cash -= commission
+        self.commission_paid += commission
+        self._bar_commission += commission
+        if quantity == 0.0:
+            return
+        price = fill._prices
+        old, average = self._shares, self._average_price
+        new = old + quantity
+        reducing = old * quantity < 0.0
+        closed = sign(old) * minimum(abs(quantity), abs(old)) if reducing else 0.0
+        self.realised_pnl += closed * (price - average) + 0.0
+        if new == 0.0:
+            self._average_price = 0.0
+        elif not reducing:
+            self._average_price = (old * average + quantity * price) / new
+        elif old * new < 0.0:  # crossed through zero
+            self._average_price = price
+        self._shares = new
+        self.cash -= quantity * price + 0.0
+        slippage = fill._slippage + 0.0
+        self.slippage_paid += slippage
+        self._bar_slippage += slippage
+        self._bar_traded += abs(quantity) * price + 0.0
+
+    def _apply(self, fill: FillEvent) -> None:
+        """`on_fill` on arrays."""
+        quantities = fill._quantities
+        commission = float(fill._commissions.sum())
         self.cash -= commission
         self.commission_paid += commission
         self._bar_commission += commission
         traded = quantities != 0
         if not traded.any():
             return
-        prices = np.where(traded, fill.prices, 0.0)
-        old, average = self.shares, self.average_price
+        prices = fill._prices if traded.all() else np.where(traded, fill._prices, 0.0)
+        old, average = self._shares, self._average_price
         new = old + quantities
         reducing = old * quantities < 0
         closed = np.where(reducing, np.sign(old) * np.minimum(np.abs(quantities), np.abs(old)),
@@ -115,25 +185,47 @@ class Portfolio:
                             where=adding)
         np.copyto(average, prices, where=reducing & (old * new < 0))  # crossed through zero
         average[new == 0] = 0.0
-        self.average_price = average
-        self.shares = new
+        self._average_price = average
+        self._shares = new
         notional = np.abs(quantities) @ prices
         self.cash -= float(quantities @ prices)
-        slippage = float(fill.slippage.sum())
+        slippage = float(fill._slippage.sum())
         self.slippage_paid += slippage
         self._bar_slippage += slippage
         self._bar_traded += float(notional)
 
     def on_market(self, market: MarketEvent) -> None:
         """Mark to the close and record the bar."""
-        self._observe(market.close)
-        values = self.shares * self._marks
+        if not self.single:
+            self._close_mark(market)
+            return
+        # One symbol: on floats (sums and dot products of one entry as in on_fill).
+        close = market._close
+        if close.__class__ is not float:
+            close = single(close)
+        if close - close == 0.0:  # finite
+            self._last_price = self._marks = close
+        shares, marks = self._shares, self._marks
+        value = shares * marks
+        self.equity = equity = self.cash + (value + 0.0)
+        self._stamps.append(market.stamp)
+        self._rows.extend((equity, self.equity_at_execution, self.cash, abs(value) / equity,
+                           (value + 0.0) / equity, self._bar_commission, self._bar_slippage,
+                           self._bar_traded / self.equity_at_execution, self.realised_pnl,
+                           shares * (marks - self._average_price) + 0.0))
+        self._weights.append(value / equity)
+        self._bar_commission = self._bar_slippage = self._bar_traded = 0.0
+
+    def _close_mark(self, market: MarketEvent) -> None:
+        """`on_market` on arrays."""
+        self._observe(market._close)
+        values = self._shares * self._marks
         net = float(values.sum())
         self.equity = equity = self.cash + net
-        unrealised = float(self.shares @ (self._marks - self.average_price))
+        unrealised = float(self._shares @ (self._marks - self._average_price))
         turnover = self._bar_traded / self.equity_at_execution
-        self._ts.append(market.ts)
-        self._rows.append((equity, self.equity_at_execution, self.cash,
+        self._stamps.append(market.stamp)
+        self._rows.extend((equity, self.equity_at_execution, self.cash,
                            float(np.abs(values).sum()) / equity, net / equity,
                            self._bar_commission, self._bar_slippage, turnover,
                            self.realised_pnl, unrealised))
@@ -152,17 +244,18 @@ class Portfolio:
         equity; ``commission``, ``slippage`` are the bar's, in money; ``turnover`` is the
         bar's traded notional over ``equity_at_execution``; the PnL columns are cumulative.
         """
-        rows = np.array(self._rows, dtype=np.float64).reshape(len(self._rows),
-                                                               len(HISTORY_COLUMNS))
-        frame = {"ts": np.array(self._ts, dtype="datetime64[us]")}
+        rows = np.array(self._rows, dtype=np.float64).reshape(-1, len(HISTORY_COLUMNS))
+        frame = {"ts": self._timeline()}
         frame |= {name: rows[:, k] for k, name in enumerate(HISTORY_COLUMNS)}
         return pl.DataFrame(frame)
 
+    def _timeline(self) -> np.ndarray:
+        """The bars marked so far, ``datetime64[us]``."""
+        return np.array(self._stamps, dtype=np.int64).view("datetime64[us]")
+
     def weight_matrix(self) -> np.ndarray:
-        """Weights at each bar's close, shape ``(bars, symbols)``."""
-        if not self._weights:
-            return np.zeros((0, len(self.symbols)))
-        return np.stack(self._weights)
+        """Weights at each close, shape ``(bars, symbols)``."""
+        return column_matrix(self._weights, len(self.symbols))
 
     def returns(self) -> pl.DataFrame:
         """The return of each decision bar, on the house's timing convention.
@@ -179,8 +272,8 @@ class Portfolio:
         polars.DataFrame
             ``ts`` (the decision bar) and ``ret``, one row per bar but the last two.
         """
-        equity = np.asarray(self._execution_equity)
-        ts = np.array(self._ts, dtype="datetime64[us]")
+        equity = np.array(self._execution_equity, dtype=np.float64)
+        ts = self._timeline()
         if len(equity) < 3:
             return pl.DataFrame({"ts": ts[:0], "ret": equity[:0]})
         return pl.DataFrame({"ts": ts[:-2], "ret": equity[2:] / equity[1:-1] - 1.0})

@@ -1,7 +1,15 @@
-"""What a backtest or a paper-trading session produced, as plain polars frames."""
+"""What a backtest or a paper-trading session produced, as plain polars frames, and the
+records the loop keeps to build them.
+
+A run records a few values per bar and per symbol. Kept as Python floats in lists, each is a
+heap object, later converted to numpy one at a time; so the per-symbol fields of a one-symbol
+universe are packed into ``array.array("d")`` as they come (8 bytes each, one copy into
+numpy), and a wider universe's arrays are kept in lists and stacked (`per_symbol_column`).
+"""
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,40 +67,98 @@ def _long(ts: np.ndarray, symbols: tuple[str, ...], keep: np.ndarray,
           columns: dict[str, np.ndarray]) -> pl.DataFrame:
     """Rows ``(ts[i], symbols[j], columns...[i, j])`` where ``keep[i, j]``, time-major."""
     rows, cols = np.nonzero(keep)
-    frame = {"ts": ts[rows].astype("datetime64[us]"),
-             "symbol": np.asarray(symbols, dtype=object)[cols]}
+    frame = {"ts": pl.Series(ts[rows].astype("datetime64[us]")),
+             "symbol": pl.Series(symbols, dtype=pl.Utf8).gather(cols)}
     frame |= {name: values[rows, cols] for name, values in columns.items()}
-    return pl.DataFrame(frame, schema_overrides={"symbol": pl.Utf8})
+    return pl.DataFrame(frame)
 
 
-def orders_frame(orders: list[OrderEvent], symbols: tuple[str, ...]) -> pl.DataFrame:
-    """The orders as rows (see `BacktestResult.orders`)."""
-    width = len(symbols)
-    ts = np.array([o.ts for o in orders], dtype="datetime64[us]")
-    quantities = np.array([o.quantities for o in orders]).reshape(len(orders), width)
-    targets = np.array([o.target_weights for o in orders]).reshape(len(orders), width)
-    flatten = np.repeat(np.array([o.flatten_only for o in orders], dtype=bool)[:, None],
-                        width, axis=1)
-    return _long(ts, symbols, (quantities != 0) | (targets != 0),
-                 {"target_weight": targets, "quantity": quantities, "flatten_only": flatten})
+def per_symbol_column(single: bool) -> array | list:
+    """Where a per-symbol field is recorded event by event: packed floats for a one-symbol
+    universe (whose fields are floats), a list of arrays otherwise."""
+    return array("d") if single else []
 
 
-def fills_frame(fills: list[FillEvent], symbols: tuple[str, ...]) -> pl.DataFrame:
-    """The fills as rows (see `BacktestResult.fills`)."""
-    width = len(symbols)
+def column_matrix(column: array | list, width: int) -> np.ndarray:
+    """A `per_symbol_column` as a ``(events, width)`` float64 matrix."""
+    return np.array(column, dtype=np.float64).reshape(len(column), width)
 
-    def stacked(name: str) -> np.ndarray:
-        return np.array([getattr(f, name) for f in fills]).reshape(len(fills), width)
 
-    quantities, commissions = stacked("quantities"), stacked("commissions")
-    cancelled = stacked("cancelled")
-    decided = np.array([f.decision_ts for f in fills], dtype="datetime64[us]")
-    return _long(
-        np.array([f.ts for f in fills], dtype="datetime64[us]"), symbols,
-        (quantities != 0) | (commissions != 0) | (cancelled != 0),
-        {"decision_ts": np.repeat(decided[:, None], width, axis=1), "quantity": quantities,
-         "price": stacked("prices"), "commission": commissions, "slippage": stacked("slippage"),
-         "cancelled": cancelled})
+class OrderRecord:
+    """Every order the loop dispatched, field by field (see the module's docstring)."""
+
+    def __init__(self, single: bool) -> None:
+        self.ts: list[np.datetime64] = []
+        self.target_weights = per_symbol_column(single)
+        self.quantities = per_symbol_column(single)
+        self.flatten_only: list[bool] = []
+
+    def add(self, order: OrderEvent) -> None:
+        """Record ``order``."""
+        self.ts.append(order.ts)
+        self.target_weights.append(order._target_weights)
+        self.quantities.append(order._quantities)
+        self.flatten_only.append(order.flatten_only)
+
+    def events(self) -> list[OrderEvent]:
+        """The orders recorded, oldest first."""
+        return [OrderEvent(*fields) for fields in zip(
+            self.ts, self.target_weights, self.quantities, self.flatten_only, strict=True)]
+
+    def frame(self, symbols: tuple[str, ...]) -> pl.DataFrame:
+        """The orders as rows (see `BacktestResult.orders`)."""
+        width = len(symbols)
+        quantities = column_matrix(self.quantities, width)
+        targets = column_matrix(self.target_weights, width)
+        flatten = np.repeat(np.array(self.flatten_only, dtype=bool)[:, None], width, axis=1)
+        return _long(np.array(self.ts, dtype="datetime64[us]"), symbols,
+                     (quantities != 0) | (targets != 0),
+                     {"target_weight": targets, "quantity": quantities,
+                      "flatten_only": flatten})
+
+
+class FillRecord:
+    """Every fill the loop dispatched, field by field (see the module's docstring)."""
+
+    def __init__(self, single: bool) -> None:
+        self.ts: list[np.datetime64] = []
+        self.decision_ts: list[np.datetime64] = []
+        self.quantities = per_symbol_column(single)
+        self.prices = per_symbol_column(single)
+        self.commissions = per_symbol_column(single)
+        self.slippage = per_symbol_column(single)
+        self.cancelled = per_symbol_column(single)
+
+    def add(self, fill: FillEvent) -> None:
+        """Record ``fill``."""
+        self.ts.append(fill.ts)
+        self.decision_ts.append(fill.decision_ts)
+        self.quantities.append(fill._quantities)
+        self.prices.append(fill._prices)
+        self.commissions.append(fill._commissions)
+        self.slippage.append(fill._slippage)
+        self.cancelled.append(fill._cancelled)
+
+    def events(self) -> list[FillEvent]:
+        """The fills recorded, oldest first."""
+        return [FillEvent(*fields) for fields in zip(
+            self.ts, self.decision_ts, self.quantities, self.prices, self.commissions,
+            self.slippage, self.cancelled, strict=True)]
+
+    def frame(self, symbols: tuple[str, ...]) -> pl.DataFrame:
+        """The fills as rows (see `BacktestResult.fills`)."""
+        width = len(symbols)
+        quantities, prices, commissions, slippage, cancelled = (
+            column_matrix(column, width) for column in (
+                self.quantities, self.prices, self.commissions, self.slippage,
+                self.cancelled))
+        decided = np.array(self.decision_ts, dtype="datetime64[us]")
+        return _long(
+            np.array(self.ts, dtype="datetime64[us]"), symbols,
+            (quantities != 0) | (commissions != 0) | (cancelled != 0),
+            {"decision_ts": np.repeat(decided[:, None], width, axis=1), "quantity": quantities,
+             "price": prices, "commission": commissions, "slippage": slippage,
+             "cancelled": cancelled})
 
 
 def weights_frame(ts: np.ndarray, weights: np.ndarray,

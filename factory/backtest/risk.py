@@ -17,6 +17,9 @@ Per signal, in this order:
 
 The limits hold for the target weights at the decision prices; positions then move with
 prices until the next decision (see ``factory.backtest.execution``).
+
+With a one-symbol portfolio the same steps run on Python floats (``factory.backtest.scalar``),
+with the same results to the bit.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 
 from factory.backtest.events import LogEntry, OrderEvent, SignalEvent
 from factory.backtest.portfolio import Portfolio
+from factory.backtest.scalar import single, trunc
 
 SOURCE = "risk"
 
@@ -72,22 +76,55 @@ class RiskManager:
 
     def on_signal(self, signal: SignalEvent, portfolio: Portfolio) -> OrderEvent:
         """The order for ``signal`` given the portfolio after the decision bar's close mark."""
+        if not portfolio.single:
+            return self._order(signal, portfolio)
+        # One symbol: the steps on floats (the gross leverage of one weight is its abs).
+        ts, equity = signal.ts, portfolio.equity
+        if not self.killed:
+            self._watch_drawdown(ts, equity, portfolio.initial_cash)
+        if self.killed:
+            return OrderEvent(ts, 0.0, -portfolio._shares, True)
+        weight = signal._weights
+        if weight.__class__ is not float:
+            weight = single(weight)
+        limit = self.max_position_weight
+        if abs(weight) > limit:
+            weight = limit if weight > 0.0 else -limit
+            self.log.append(LogEntry(ts, SOURCE, f"position limit {limit:g}: clipped 1 weights"))
+        gross = abs(weight)
+        if gross > self.max_gross_leverage:
+            weight = weight * (self.max_gross_leverage / gross)
+            self.log.append(LogEntry(ts, SOURCE, f"gross leverage {gross:.4g} > "
+                                                 f"{self.max_gross_leverage:g}: scaled down"))
+        target = weight * equity / portfolio._last_price
+        if self.lot_size is not None:
+            target = trunc(target / self.lot_size) * self.lot_size
+        quantity = 0.0 if target != target else target - portfolio._shares
+        return OrderEvent(ts, weight, quantity, False)
+
+    def _order(self, signal: SignalEvent, portfolio: Portfolio) -> OrderEvent:
+        """`on_signal` on arrays."""
         equity = portfolio.equity
         if not self.killed:
             self._watch_drawdown(signal.ts, equity, portfolio.initial_cash)
         if self.killed:
-            return OrderEvent(signal.ts, np.zeros_like(portfolio.shares), -portfolio.shares,
+            return OrderEvent(signal.ts, np.zeros_like(portfolio._shares), -portfolio._shares,
                               flatten_only=True)
-        weights = self._apply_limits(signal.ts, signal.weights)
-        target = weights * equity / portfolio.last_price
+        weights = self._apply_limits(signal.ts, signal._weights)
+        target = weights * equity / portfolio._last_price
         if self.lot_size is not None:
             target = np.trunc(target / self.lot_size) * self.lot_size
-        quantities = np.where(np.isnan(target), 0.0, target - portfolio.shares)
+        quantities = np.where(np.isnan(target), 0.0, target - portfolio._shares)
         return OrderEvent(signal.ts, weights, quantities, flatten_only=False)
 
     def _watch_drawdown(self, ts: np.datetime64, equity: float, initial_cash: float) -> None:
         """Fire the kill switch when equity breaches the drawdown limit or is not positive."""
-        self.peak_equity = max(self.peak_equity, initial_cash, equity)
+        peak = self.peak_equity  # max(peak, initial_cash, equity), without a call
+        if initial_cash > peak:
+            peak = initial_cash
+        if equity > peak:
+            peak = equity
+        self.peak_equity = peak
         if equity <= 0:
             self._kill(ts, f"equity {equity:.2f} is not positive")
         elif self.max_drawdown is not None:

@@ -63,24 +63,29 @@ class TargetWeightStrategy(Strategy):
     def __init__(self, weights: pl.DataFrame, symbols: Sequence[str]) -> None:
         self.symbols = check_universe(symbols)
         checked = _check_weights(weights, self.symbols)
-        self._times, row_of = np.unique(checked["ts"].to_numpy(), return_inverse=True)
+        times, row_of = np.unique(checked["ts"].to_numpy(), return_inverse=True)
         column_of = {symbol: j for j, symbol in enumerate(self.symbols)}
         columns = checked["symbol"].replace_strict(column_of, return_dtype=pl.Int64).to_numpy()
-        table = np.zeros((len(self._times), len(self.symbols)))
+        table = np.zeros((len(times), len(self.symbols)))
         table[row_of, columns] = checked["weight"].to_numpy()
         table.flags.writeable = False
-        self._table = table
-        self._flat = np.zeros(len(self.symbols))
-        self._flat.flags.writeable = False
+        self._stamps = times.astype("datetime64[us]").view(np.int64).tolist()
+        if len(self.symbols) == 1:  # floats: the one-symbol path (factory.backtest.scalar)
+            self._rows: np.ndarray | list[float] = table[:, 0].tolist()
+            self._flat: np.ndarray | float = 0.0
+        else:
+            self._rows = table
+            self._flat = np.zeros(len(self.symbols))
+            self._flat.flags.writeable = False
         self._next_row = 0
 
     def on_market(self, market: MarketEvent) -> SignalEvent:
         """The table's weights as of ``market.ts``."""
-        times, row = self._times, self._next_row
-        while row < len(times) and times[row] <= market.ts:
+        stamps, row, stamp = self._stamps, self._next_row, market.stamp
+        while row < len(stamps) and stamps[row] <= stamp:
             row += 1
         self._next_row = row
-        return SignalEvent(market.ts, self._table[row - 1] if row else self._flat)
+        return SignalEvent(market.ts, self._rows[row - 1] if row else self._flat)
 
 
 def _check_weights(weights: pl.DataFrame, symbols: tuple[str, ...]) -> pl.DataFrame:
