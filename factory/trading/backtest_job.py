@@ -82,10 +82,7 @@ def backtest_models(paths: FactoryPaths, trading: TradingConfig, *, model: str |
                           periods_per_year=next(iter(frequencies.values())).periods_per_year,
                           start=start, end=end)
     lake_version = lake.data_version()
-    record = {"kind": "backtest", "description": chosen.description,
-              "models": ",".join(f"{n} v{v}" for n, v in zip(
-                  chosen.models["model_name"], chosen.models["version"], strict=True)),
-              "spec_ids": ",".join(chosen.models["spec_id"]), "lake_version": lake_version,
+    record = {"kind": "backtest", **chosen.record(), "lake_version": lake_version,
               "symbols": ",".join(symbols), "start": report.start.isoformat(),
               "end": report.end.isoformat(), "execution_price": execution_price,
               "evaluation_cost_bps": cost_bps, **trading.model_dump(exclude={"risk"}),

@@ -55,6 +55,14 @@ class ModelSet:
         """The models' registered names."""
         return self.models["model_name"].to_list()
 
+    def record(self) -> dict[str, str]:
+        """What a run's record says of the set: its description, models and spec ids."""
+        models = self.models
+        return {"description": self.description,
+                "models": ",".join(f"{n} v{v}" for n, v in zip(
+                    models["model_name"], models["version"], strict=True)),
+                "spec_ids": ",".join(models["spec_id"])}
+
     def trading_convention(self) -> tuple[float, str]:
         """``(cost_bps, execution_price)`` the set's models were evaluated with.
 

@@ -138,8 +138,11 @@ def _todays_forecasts(tracker: Tracker, lake: Lake, chosen: ModelSet, symbols: l
     """Per symbol, the allocation-weighted score of the models at the latest bar."""
     mu = np.zeros(len(symbols))
     as_of = None
+    universes: dict[str, UniverseBars] = {}  # models of one universe share its bars, read once
     for row in chosen.models.iter_rows(named=True):
-        universe = UniverseBars(lake, row["symbols"], lake.version())
+        if row["symbols"] not in universes:
+            universes[row["symbols"]] = UniverseBars(lake, row["symbols"], lake.version())
+        universe = universes[row["symbols"]]
         last = universe.bars["ts"].max()
         recent = universe.recent_bars(last)
         scored = recent.select("symbol", "ts").with_columns(
@@ -176,10 +179,7 @@ def _log(tracker: Tracker, chosen: ModelSet, targets: pl.DataFrame, as_of: datet
          message: str, report: BacktestReport, path: PortfolioPath, lake_version: int,
          trading: TradingConfig) -> str:
     """The portfolio's MLflow run: today's targets, the backtest's figures and pictures."""
-    record = {"kind": "portfolio", "description": chosen.description,
-              "models": ",".join(f"{n} v{v}" for n, v in zip(
-                  chosen.models["model_name"], chosen.models["version"], strict=True)),
-              "spec_ids": ",".join(chosen.models["spec_id"]), "lake_version": lake_version,
+    record = {"kind": "portfolio", **chosen.record(), "lake_version": lake_version,
               "as_of": as_of.isoformat(), "kept_previous_targets": message,
               "backtest_start": report.start.isoformat(),
               "backtest_end": report.end.isoformat(), "failures": path.failures,
