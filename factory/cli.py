@@ -93,7 +93,7 @@ _SOURCE_HELP = ("'demo' (S&P 500, Nasdaq), 'bokeh' (AAPL, GOOG, IBM, MSFT) or a 
 @app.command()
 @clean_errors
 def ingest(
-    source: list[str] = typer.Option(["demo"], help=_SOURCE_HELP),
+    source: list[str] = typer.Option(["demo", "bokeh"], help=_SOURCE_HELP),
     symbols: list[str] = typer.Option([], help="keep only these symbols (repeatable)"),
     symbol: str = typer.Option(None, help="the symbol of a single-asset file "
                                "(default: its symbol column, else the file name)"),
@@ -145,6 +145,12 @@ def run(
     source: str = typer.Option(None, help="'demo' or 'lake' (whatever `factory ingest` "
                                "committed); default: the profile's"),
     symbols: list[str] = typer.Option([], help="train on these symbols only (repeatable)"),
+    start: str = typer.Option(None, help="first day of history to use: YYYY-MM-DD, or "
+                              "'common' (the latest first bar of the universe); default: the "
+                              "profile's data.start"),
+    end: str = typer.Option(None, help="last day of history to use: YYYY-MM-DD, or 'common' "
+                            "(the earliest last bar: every symbol reaches the out-of-sample "
+                            "period); default: the profile's data.end"),
     dry_run: bool = typer.Option(False, "--dry-run", help="print the configs and their count"),
     workers: int = typer.Option(0, help="worker processes (0: the profile's setting)"),
     search: str = typer.Option("grid", "--search", help="grid: every config of the profile; "
@@ -164,7 +170,8 @@ def run(
 ) -> None:
     """Expand the grid (or search it with Optuna), build features, fan out training, log to
     MLflow."""
-    data = {k: v for k, v in (("source", source), ("symbols", tuple(symbols))) if v}
+    data = {k: v for k, v in (("source", source), ("symbols", tuple(symbols)), ("start", start),
+                              ("end", end)) if v}
     config = load_config(profile, data=data)
     paths = configure_environment()
     if search not in ("grid", "optuna"):
@@ -251,7 +258,7 @@ def _lake_universe(config, paths) -> tuple[tuple[str, ...], dict[str, str]] | No
         symbols = resolve_symbols(config, lake)
     except MissingSymbolsError:
         return None
-    return symbols, lake_missing_inputs(lake, symbols)
+    return symbols, lake_missing_inputs(lake, symbols, (config.data.start, config.data.end))
 
 
 def _table_versions(pairs: list[str]) -> dict[str, int]:

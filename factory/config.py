@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from factory.data.span import COMMON, check_bound
+
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 BASE_FILES = ("data", "features", "grid", "evaluation", "selection", "execution", "search",
               "trading")
@@ -33,12 +35,35 @@ class _Frozen(BaseModel):
 class DataConfig(_Frozen):
     """Which bars the factory trains on.
 
-    ``source`` is ``demo`` (packaged S&P 500 and Nasdaq daily bars) or ``lake`` (whatever
-    ``factory ingest`` committed); ``symbols`` restricts the universe (empty: all).
+    ``source`` is ``demo`` (the packaged S&P 500 and Nasdaq daily bars and four
+    ``bokeh_sampledata`` stocks) or ``lake`` (whatever ``factory ingest`` committed);
+    ``symbols`` restricts the universe (empty: all); ``start`` and ``end`` bound the history
+    it trains and evaluates on: a date (``YYYY-MM-DD``, inclusive), ``common`` (the span
+    every symbol covers, see ``factory.data.span``) or nothing (all of it). On the demo data
+    ``end`` defaults to ``common``: the stocks end in March 2013, the indices in 2018.
     """
 
     source: Literal["demo", "lake"] = "demo"
     symbols: tuple[str, ...] = ()
+    start: str | None = None
+    end: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _demo_ends_in_common(cls, document: Any) -> Any:
+        if (isinstance(document, dict) and document.get("source", "demo") == "demo"
+                and document.get("end") is None):
+            return {**document, "end": COMMON}
+        return document
+
+    @model_validator(mode="after")
+    def _bounds_are_dates(self) -> DataConfig:
+        check_bound(self.start, "data.start")
+        check_bound(self.end, "data.end")
+        if (self.start not in (None, COMMON) and self.end not in (None, COMMON)
+                and self.start > self.end):
+            raise ValueError(f"data.start {self.start} is after data.end {self.end}")
+        return self
 
 
 class FeatureSetConfig(_Frozen):

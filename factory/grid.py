@@ -29,14 +29,15 @@ from factory.training.feature_inputs import missing_panel
 from feature_sets import feature_set as registered_feature_set
 from model_zoo.registry import capabilities
 
-_LATER_FIELDS = ("normaliser",)
+_LATER_FIELDS = ("normaliser", "data_start", "data_end")
 
 
 class RunSpec(BaseModel):
     """One cell of the grid: everything that determines a trained model and its evaluation.
 
     The lake version is deliberately not part of it: training the same RunSpec on newer data
-    makes a new version of the same registered model.
+    makes a new version of the same registered model. The span of history (``data_start``,
+    ``data_end``) is, as configured (a date or ``common``, see ``factory.data.span``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -50,11 +51,13 @@ class RunSpec(BaseModel):
     symbols: tuple[str, ...]
     seed: int
     normaliser: str = "zscore"
+    data_start: str | None = None
+    data_end: str | None = None
 
     def canonical_json(self) -> str:
         """JSON with sorted keys and no whitespace: the input of the id.
 
-        Fields added after ids were first issued (``normaliser``) enter it only when they
+        Fields added after ids were first issued (``normaliser``, the span) enter it only when they
         differ from their default, so the ids of earlier configurations stay valid.
         """
         fields = self.model_dump(mode="json")
@@ -283,7 +286,7 @@ def expand(config: FactoryConfig, symbols: tuple[str, ...] = (),
                     feature_params=config.features[feature_set].params,
                     normaliser=config.features[feature_set].normaliser,
                     hparams=hparams, evaluation=config.evaluation, symbols=symbols,
-                    seed=grid.seed))
+                    seed=grid.seed, data_start=config.data.start, data_end=config.data.end))
             excluded.extend(
                 ExcludedCell(arch, lookback, feature_set, grid.exclusions[i].reason,
                              grid.exclusions[i].name, grid.exclusions[i].kind, n)

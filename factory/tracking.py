@@ -37,6 +37,7 @@ import polars as pl
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
+from factory.grid import RunSpec
 from factory.home import check_home_is_its_own
 from factory.paths import FactoryPaths
 from factory.tracking_registry import (
@@ -102,6 +103,8 @@ def _flat_params(outcome: SpecOutcome) -> dict[str, str]:
     params |= {f"hp.{k}": v for k, v in spec.hparams.items()}
     params |= {f"fs.{k}": v for k, v in spec.feature_params.items()}
     params |= {f"eval.{k}": v for k, v in spec.evaluation.model_dump().items()}
+    params |= {f"data.{k}": v for k, v in (("start", spec.data_start), ("end", spec.data_end))
+               if v is not None}
     return {k: str(v)[:500] for k, v in params.items()}
 
 
@@ -138,14 +141,18 @@ class Tracker:
         return self.client.create_experiment(name, artifact_location=location,
                                              tags={EXPERIMENT_KIND_TAG: TRAINING_KIND})
 
-    def _training_bars(self, symbols: tuple[str, ...], lake_version: int) -> pl.DataFrame:
-        """The lake's bars of ``symbols`` at ``lake_version`` (read once per tracker)."""
+    def _training_bars(self, spec: RunSpec, lake_version: int) -> pl.DataFrame:
+        """The lake's bars of ``spec``'s universe and span at ``lake_version`` (read once per
+        tracker)."""
         from factory.data.lake import Lake
+        from factory.data.span import clip_to_span
 
-        key = (lake_version, symbols)
+        span = (spec.data_start, spec.data_end)
+        key = (lake_version, spec.symbols, span)
         if key not in self._bars:
-            self._bars[key] = Lake(self._lake_root).read_bars(symbols=list(symbols),
-                                                              version=lake_version)
+            bars = Lake(self._lake_root).read_bars(symbols=list(spec.symbols),
+                                                   version=lake_version)
+            self._bars[key] = clip_to_span(bars, *span)
         return self._bars[key]
 
     def start_outcome(self, outcome: SpecOutcome, lake_version: int, git_commit: str,
@@ -179,7 +186,7 @@ class Tracker:
         tags |= dict(extra_tags or {})
         run = self.client.create_run(self.experiment_id, tags=tags)
         run_id = run.info.run_id
-        bars = self._training_bars(spec.symbols, lake_version)
+        bars = self._training_bars(spec, lake_version)
         if outcome.status == "FINISHED":
             # The model first: logged after the metrics, MLflow copies every metric of the
             # run to the model one history query at a time (half a second per model).
@@ -220,7 +227,7 @@ class Tracker:
         found = self.client.search_model_versions(f"run_id = '{run_id}'")
         version = found[0].version if found else self._register(
             run_id, outcome, lake_version,
-            self._training_bars(outcome.spec.symbols, lake_version))
+            self._training_bars(outcome.spec, lake_version))
         self.client.set_tag(run_id, REGISTERED_TAG, "true")
         return str(version)
 

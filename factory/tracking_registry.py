@@ -83,11 +83,14 @@ def input_example(bars: pl.DataFrame, symbol: str, min_bars: int) -> pd.DataFram
 def bars_dataset_input(bars: pl.DataFrame, lake_uri: str, lake_version: int) -> DatasetInput:
     """The training bars as an MLflow dataset input: the lake's Delta table at a version.
 
-    The digest names the table, the version and the symbols, so two runs that read the same
-    bars share one dataset record and runs on another lake or universe do not.
+    The digest names the table, the version, the symbols and the span of history they keep
+    (``data.start``/``data.end``), so two runs that read the same bars share one dataset
+    record and runs on another lake, universe or span do not.
     """
     symbols = ",".join(sorted(bars["symbol"].unique().to_list()))
-    digest = hashlib.sha256(f"{lake_uri}@{lake_version}:{symbols}".encode()).hexdigest()[:10]
+    span = f"{bars['ts'].min()}..{bars['ts'].max()}"
+    digest = hashlib.sha256(f"{lake_uri}@{lake_version}:{symbols}:{span}".encode()
+                            ).hexdigest()[:10]
     source = LakeTableSource(path=lake_uri, delta_table_version=lake_version)
     dataset = mlflow.data.from_polars(bars, source=source, name=BARS_DATASET, digest=digest)
     return DatasetInput(Dataset(**dataset.to_dict()),

@@ -169,7 +169,8 @@ def prepare_dataset(paths: FactoryPaths, profile: str, data: dict | None,
     lake = Lake(paths.lake)
     symbols = resolve_symbols(config, lake)
     ref = DatasetRef.for_lake(paths.cache, lake, _lake_version(lake, lake_version), symbols,
-                              _side_versions(lake, side_versions))
+                              _side_versions(lake, side_versions),
+                              span=(config.data.start, config.data.end))
     cache_bars(lake, ref)
     return config, lake, ref
 

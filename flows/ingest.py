@@ -12,7 +12,7 @@ from factory.data.ingest import IngestOptions, ingest_sources
 from factory.paths import configure_environment
 from tasks.results import JSON_RESULTS
 
-DEFAULT_SOURCES = ["demo"]
+DEFAULT_SOURCES = ["demo", "bokeh"]
 
 
 def ingest_run_name() -> str:

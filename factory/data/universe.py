@@ -9,8 +9,10 @@ from datetime import datetime
 from factory.config import FactoryConfig
 from factory.data.frequency import BarFrequency
 from factory.data.lake import Lake
+from factory.data.span import clip_to_span
 
-DEMO_SYMBOLS = ("NASDAQ", "SP500")
+DEMO_SYMBOLS = ("AAPL", "GOOG", "IBM", "MSFT", "NASDAQ", "SP500")
+"""The demo universe: the packaged ``demo`` indices and ``bokeh`` stocks (README: Data)."""
 
 
 class MissingSymbolsError(LookupError):
@@ -22,7 +24,7 @@ class MixedFrequencyError(ValueError):
 
 
 def resolve_symbols(config: FactoryConfig, lake: Lake) -> tuple[str, ...]:
-    """The universe: configured symbols, the demo pair, or every symbol in the lake.
+    """The universe: configured symbols, the demo's six, or every symbol in the lake.
 
     Raises
     ------
@@ -36,7 +38,8 @@ def resolve_symbols(config: FactoryConfig, lake: Lake) -> tuple[str, ...]:
                                      else tuple(sorted(available)))
     missing = sorted(set(wanted) - available)
     if missing or not wanted:
-        hint = "--source demo" if config.data.source == "demo" else "--source PATH"
+        hint = ("--source demo --source bokeh" if config.data.source == "demo"
+                else "--source PATH")
         raise MissingSymbolsError(
             f"symbols {missing or '(any)'} are not in the lake at {lake.root}: "
             f"run `factory ingest {hint}` first")
@@ -103,6 +106,9 @@ class UniverseReport:
         Per symbol: ``(first bar, last bar, bars)``.
     oos_start
         About where the out-of-sample test blocks begin on the universe's timeline.
+    bounds
+        ``data.start`` and ``data.end`` as configured (a date, ``common`` or None): ``spans``
+        are inside them.
     """
 
     symbols: tuple[str, ...]
@@ -110,6 +116,7 @@ class UniverseReport:
     lake_version: int
     spans: dict[str, tuple[datetime, datetime, int]]
     oos_start: datetime
+    bounds: tuple[str | None, str | None] = (None, None)
 
     def without_oos_bars(self) -> list[str]:
         """Symbols whose last bar comes before the out-of-sample period: never tested."""
@@ -117,14 +124,18 @@ class UniverseReport:
 
     def lines(self) -> list[str]:
         """The report as short lines of text."""
-        out = [f"universe: {len(self.symbols)} symbol(s) from lake v{self.lake_version}, "
+        start, end = self.bounds
+        within = (f" (data.start {start or 'any'}, data.end {end or 'any'})"
+                  if start or end else "")
+        out = [f"universe: {len(self.symbols)} symbol(s) from lake v{self.lake_version}{within}, "
                f"{self.frequency.describe()}; out-of-sample from about {self.oos_start:%Y-%m-%d}"]
         out += [f"  {s}: {n} bars {first:%Y-%m-%d} .. {last:%Y-%m-%d}"
                 for s, (first, last, n) in self.spans.items()]
         untested = self.without_oos_bars()
         if untested:
             out.append(f"warning: {', '.join(untested)} end(s) before the out-of-sample period: "
-                       "they are trained on but never tested")
+                       "they are trained on but never tested (data.end: common ends every "
+                       "symbol at the earliest last bar)")
         return out
 
 
@@ -137,11 +148,12 @@ def describe_universe(config: FactoryConfig, lake: Lake) -> UniverseReport:
         As `resolve_symbols`.
     """
     symbols = resolve_symbols(config, lake)
-    bars = lake.read_bars(symbols=list(symbols)).select("symbol", "ts")
+    bounds = (config.data.start, config.data.end)
+    bars = clip_to_span(lake.read_bars(symbols=list(symbols)).select("symbol", "ts"), *bounds)
     spans = {s: (one["ts"].min(), one["ts"].max(), one.height)
              for (s,), one in bars.group_by("symbol", maintain_order=True)}
     timeline = bars["ts"].unique().sort()
     test_bars = round(timeline.len() * config.evaluation.test_fraction)
     return UniverseReport(symbols, universe_frequency(lake.bar_frequencies(symbols), symbols),
                           lake.data_version(), dict(sorted(spans.items())),
-                          timeline[timeline.len() - max(test_bars, 1)])
+                          timeline[timeline.len() - max(test_bars, 1)], bounds)

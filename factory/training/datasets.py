@@ -17,6 +17,7 @@ import polars as pl
 
 from factory.data.lake import Lake
 from factory.data.names import safe_child
+from factory.data.span import clip_to_span, span_tag
 from factory.data.universe import universe_frequency
 from factory.training.feature_inputs import SIDE_TABLES, inputs_for, missing_inputs
 from feature_sets import build_features
@@ -44,6 +45,10 @@ class DatasetRef:
     side_versions
         ``(table, Delta version)`` of each side table (``sentiment``, ``onchain``) the lake
         held when the reference was made: feature sets read them at these versions.
+    data_start, data_end
+        The span of history the cached bars keep (``data.start``, ``data.end``: a date,
+        ``common`` or None, see ``factory.data.span``); every spec trained on the reference
+        carries the same.
     """
 
     cache_root: Path
@@ -53,6 +58,8 @@ class DatasetRef:
     bar_frequency: str
     calendar: str = "equity"
     side_versions: tuple[tuple[str, int], ...] = ()
+    data_start: str | None = None
+    data_end: str | None = None
 
     def __post_init__(self) -> None:
         if not self.periods_per_year > 0:
@@ -62,11 +69,12 @@ class DatasetRef:
     def for_lake(
         cls, cache_root: Path, lake: Lake, version: int, symbols: Sequence[str],
         side_versions: Mapping[str, int] | None = None,
+        span: tuple[str | None, str | None] = (None, None),
     ) -> DatasetRef:
         """The reference of ``symbols`` at lake ``version``, with their stored frequency.
 
         ``side_versions`` pins the side tables (default: their latest versions, where they
-        exist).
+        exist); ``span`` is ``(data.start, data.end)``.
 
         Raises
         ------
@@ -79,10 +87,14 @@ class DatasetRef:
             side_versions = {t: lake.version(t) for t in SIDE_TABLES}
         pinned = tuple(sorted((t, int(v)) for t, v in side_versions.items() if v is not None))
         return cls(Path(cache_root), version, symbols, frequency.periods_per_year,
-                   frequency.label, frequency.calendar, pinned)
+                   frequency.label, frequency.calendar, pinned, *span)
 
     def bars_path(self) -> Path:
-        return self.cache_root / "bars" / f"v{self.lake_version}.parquet"
+        return self.cache_root / "bars" / f"v{self.lake_version}{self._span_tag}.parquet"
+
+    @property
+    def _span_tag(self) -> str:
+        return span_tag(self.data_start, self.data_end)
 
     def side_path(self, table: str) -> Path:
         """The cached rows of side table ``table`` at its pinned version."""
@@ -94,7 +106,7 @@ class DatasetRef:
         versions = "".join(f"-{t}{v}" for t, v in self.side_versions if t in needs)
         # Symbols are checked at ingest; the path is checked again where it is built.
         folder = (self.cache_root / "features" / f"{feature_set}-{digest[:10]}"
-                  / f"v{self.lake_version}{versions}")
+                  / f"v{self.lake_version}{self._span_tag}{versions}")
         return safe_child(folder, f"{symbol}.parquet")
 
 
@@ -113,7 +125,7 @@ def cache_bars(lake: Lake, ref: DatasetRef) -> Path:
     path = ref.bars_path()
     if not path.exists():
         bars = lake.read_bars(symbols=list(ref.symbols), version=ref.lake_version)
-        _write_atomically(bars, path)
+        _write_atomically(clip_to_span(bars, ref.data_start, ref.data_end), path)
     for table, version in ref.side_versions:
         if not ref.side_path(table).exists():
             rows = read_side_table(lake, table, list(ref.symbols), version=version)
@@ -131,14 +143,17 @@ def universe_missing_inputs(ref: DatasetRef) -> dict[str, str]:
     return missing_inputs(ref.symbols, ref.calendar, load_bars(ref), load_side_tables(ref))
 
 
-def lake_missing_inputs(lake: Lake, symbols: Sequence[str]) -> dict[str, str]:
-    """Input kind -> why ``symbols`` lack it in the lake's latest data (no cache written)."""
+def lake_missing_inputs(lake: Lake, symbols: Sequence[str],
+                        span: tuple[str | None, str | None] = (None, None)) -> dict[str, str]:
+    """Input kind -> why ``symbols`` lack it in the lake's latest data over ``span``
+    (``(data.start, data.end)``; no cache written)."""
     from factory.data.side_tables import read_side_table
 
     calendar = universe_frequency(lake.bar_frequencies(symbols), symbols).calendar
     side = {t: read_side_table(lake, t, list(symbols)) for t in SIDE_TABLES
             if lake.version(t) is not None}
-    return missing_inputs(tuple(symbols), calendar, lake.read_bars(symbols=list(symbols)), side)
+    bars = clip_to_span(lake.read_bars(symbols=list(symbols)), *span)
+    return missing_inputs(tuple(symbols), calendar, bars, side)
 
 
 def cache_features(ref: DatasetRef, feature_set: str, params: Mapping) -> list[Path]:

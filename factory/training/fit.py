@@ -105,7 +105,16 @@ class SpecOutcome:
 
 
 def build_panel(spec: RunSpec, ref: DatasetRef) -> Panel:
-    """Windows and labels of every asset for ``spec``'s feature set and lookback."""
+    """Windows and labels of every asset for ``spec``'s feature set and lookback.
+
+    Raises
+    ------
+    ValueError
+        When ``spec`` was expanded for another span of history than ``ref`` caches.
+    """
+    if (spec.data_start, spec.data_end) != (ref.data_start, ref.data_end):
+        raise ValueError(f"{spec.label} trains on data.start/end {spec.data_start}/"
+                         f"{spec.data_end}, the cached bars span {ref.data_start}/{ref.data_end}")
     bars = load_bars(ref)
     features = load_features(ref, spec.feature_set, spec.feature_params)
     parts_X, parts_y, parts_g, parts_ts = [], [], [], []

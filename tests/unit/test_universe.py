@@ -18,7 +18,7 @@ from factory.training.datasets import DatasetRef
 
 
 def test_demo_profile_on_an_empty_lake_says_to_ingest_the_demo(tmp_path):
-    with pytest.raises(MissingSymbolsError, match="factory ingest --source demo"):
+    with pytest.raises(MissingSymbolsError, match="factory ingest --source demo --source bokeh"):
         resolve_symbols(load_config("demo"), Lake(tmp_path))
 
 
