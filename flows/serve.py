@@ -34,6 +34,15 @@ SNAPSHOT_INTERVAL = timedelta(minutes=5)
 
 
 SELECTION_DEPLOYMENT = "selection-daily"
+PORTFOLIO_DEPLOYMENT = "portfolio-after-selection"
+
+
+def after_selection() -> DeploymentEventTrigger:
+    """Run the deployment it is given to once a run of ``selection-daily`` completes."""
+    return DeploymentEventTrigger(
+        expect={"prefect.flow-run.Completed"},
+        match_related={"prefect.resource.role": "deployment",
+                       "prefect.resource.name": SELECTION_DEPLOYMENT})
 
 
 def deployments(profile: str = "demo", replay_bars: int = 0) -> list:
@@ -47,12 +56,8 @@ def deployments(profile: str = "demo", replay_bars: int = 0) -> list:
         selection_flow.to_deployment(name=SELECTION_DEPLOYMENT, parameters={"profile": profile},
                                      interval=SELECTION_INTERVAL, tags=["model-factory"]),
         portfolio_flow.to_deployment(
-            name="portfolio-after-selection", parameters={"profile": profile},
-            triggers=[DeploymentEventTrigger(
-                expect={"prefect.flow-run.Completed"},
-                match_related={"prefect.resource.role": "deployment",
-                               "prefect.resource.name": SELECTION_DEPLOYMENT})],
-            tags=["model-factory"]),
+            name=PORTFOLIO_DEPLOYMENT, parameters={"profile": profile},
+            triggers=[after_selection()], tags=["model-factory"]),
         backtest_flow.to_deployment(name="backtest", parameters={"profile": profile},
                                     tags=["model-factory"]),
         maintenance_deployment(tags=["model-factory"]),
