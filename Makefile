@@ -35,10 +35,12 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/factory ingest --source demo
+	$(BIN)/factory ingest --source demo --source bokeh
 	$(BIN)/factory run --profile demo
 	$(BIN)/factory select --profile demo
 	$(BIN)/factory leaderboard --profile demo
+	$(BIN)/factory backtest --include-staging
+	$(BIN)/factory portfolio --include-staging
 	@echo ""
 	@echo "Browse experiments and the registry:  make ui   then open"
 	@echo "  MLflow UI:  http://127.0.0.1:$(MLFLOW_PORT)   Prefect UI:  http://127.0.0.1:$(PREFECT_PORT)"

@@ -42,6 +42,8 @@ def backtest(
     run = backtest_models(paths, load_config(profile).trading, model=model,
                           include_staging=include_staging, start=start, end=end)
     console.print(run.headline())
+    if run.model_set.caveat:
+        console.print(run.model_set.caveat)
     console.print(f"MLflow run {run.run_id} (experiment model-factory-trading): equity and "
                   "drawdown, orders, fills, event log")
 

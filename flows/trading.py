@@ -46,8 +46,9 @@ def backtest_flow(profile: str = "demo", model: str | None = None,
     get_run_logger().info("%s (MLflow run %s)", headline, run.run_id)
     rows = "\n".join(f"| {k} | {v:.6g} |" for k, v in sorted(run.report.metrics.items()))
     create_markdown_artifact(
-        markdown=f"# Backtest\n\n{headline}\n\nMLflow run `{run.run_id}` (experiment "
-                 f"model-factory-trading).\n\n| metric | value |\n|---|---|\n{rows}\n",
+        markdown=f"# Backtest\n\n{headline}\n\n{run.model_set.caveat}\n\nMLflow run "
+                 f"`{run.run_id}` (experiment model-factory-trading).\n\n"
+                 f"| metric | value |\n|---|---|\n{rows}\n",
         key="backtest", description="Event-driven backtest (out of sample, after costs)")
     return {"headline": headline, "metrics": run.report.metrics, "run_id": run.run_id,
             "models": run.model_set.names, "lake_version": run.lake_version}

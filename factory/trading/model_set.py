@@ -29,6 +29,13 @@ OOS_KEYS = ("symbol", "ts")
 """Where a model's out-of-sample predictions are (``factory.training.fit``)."""
 
 
+SELECTED_ON_THESE_BARS = (
+    "note: the selection chose this set by these same out-of-sample returns, so its backtest "
+    "is optimistic; the deflated Sharpe (`factory leaderboard`) allows for every "
+    "configuration tried")
+"""What every output of a staged set's backtest says (README: Trading)."""
+
+
 class NoModelsError(LookupError):
     """The registry holds no model of the asked set."""
 
@@ -45,10 +52,14 @@ class ModelSet:
         ``execution_price`` and ``weight`` (its share of capital, summing to 1).
     description : str
         What the set is, in words, for every output (says "Staging" where it is).
+    caveat : str
+        For a staged set: why its backtest over the out-of-sample history it was selected on
+        flatters it, for every output; empty for one named model.
     """
 
     models: pl.DataFrame
     description: str
+    caveat: str = ""
 
     @property
     def names(self) -> list[str]:
@@ -122,7 +133,8 @@ def choose_models(latest: pl.DataFrame, allocation: Mapping[str, float] | None, 
     description = (f"Production set of {chosen.height}" if stage == PRODUCTION else
                    f"Staging set of {chosen.height} (not Production: no model cleared the "
                    "selection's gates)")
-    return ModelSet(chosen.with_columns(pl.Series("weight", weights)), description)
+    return ModelSet(chosen.with_columns(pl.Series("weight", weights)), description,
+                    SELECTED_ON_THESE_BARS)
 
 
 def _in_stage(latest: pl.DataFrame, stage: str) -> pl.DataFrame:

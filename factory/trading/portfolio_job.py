@@ -7,7 +7,9 @@ registered version, as MLflow serves it), the set's forecast per asset is the
 allocation-weighted score, and the mean-variance optimiser (``conf/trading.yaml``,
 ``portfolio``) rebalances from the targets the last run stored (lake table
 ``portfolio_targets``; flat before the first). A solve that fails keeps those targets and
-says why.
+says why. A symbol without a bar at the latest timestamp (a stock whose data ends years
+before the indices) has no price to trade at: it is left out of the solve, held at 0, and
+every output lists it.
 
 The backtest: the same optimiser rebalanced through the walk-forward out-of-sample forecasts
 (``factory.trading.portfolio_run``), then through the event-driven engine with the
@@ -66,6 +68,9 @@ class PortfolioRun:
     lake_version : int
     run_id : str
         The MLflow run.
+    stale : dict of str to datetime
+        Symbols of the models' universe without a bar at ``as_of``, with their last bar:
+        not traded (weight 0, left out of the solve).
     """
 
     model_set: ModelSet
@@ -76,6 +81,7 @@ class PortfolioRun:
     path: PortfolioPath
     lake_version: int
     run_id: str
+    stale: dict[str, datetime]
 
     def lines(self) -> list[str]:
         """What ``factory portfolio`` prints."""
@@ -84,12 +90,15 @@ class PortfolioRun:
                  f"{self.as_of:%Y-%m-%d %H:%M} (lake v{self.lake_version})"]
         lines += [f"  {r['symbol']:10s} weight {r['weight']:+.4f}   forecast {r['mu']:+.5f}"
                   for r in self.targets.iter_rows(named=True)]
+        lines += [f"  {symbol:10s} not traded: no bar since {last:%Y-%m-%d}"
+                  for symbol, last in self.stale.items()]
         if self.message:
             lines.append(f"previous targets kept: {self.message}")
         lines.append(f"backtest {self.backtest.start:%Y-%m-%d} to {self.backtest.end:%Y-%m-%d}"
                      f" (out of sample, after costs): Sharpe {m['sharpe']:.2f}, max drawdown "
                      f"{m['max_drawdown']:.1%}, {self.path.rebalances} rebalances, "
                      f"{self.path.kept_previous} kept the previous weights")
+        lines.append(self.model_set.caveat)
         lines.append(f"MLflow run {self.run_id} (experiment model-factory-trading)")
         return lines
 
@@ -112,11 +121,18 @@ def build_portfolio(paths: FactoryPaths, trading: TradingConfig, *,
     bars = lake.read_bars(symbols)
     returns = daily_returns(bars)
     config = trading.portfolio
-    optimizer, estimate = portfolio_optimizer(config, tuple(symbols))
-    mu, as_of = _todays_forecasts(tracker, lake, chosen, symbols)
-    held = _stored_targets(lake, symbols)
+    forecasts, as_of = _todays_forecasts(tracker, lake, chosen)
+    stale = stale_symbols(bars, as_of)
+    tradable = [s for s in symbols if s not in stale]
+    if len(tradable) < 2:
+        raise ValueError(f"only {tradable} have a bar at {as_of:%Y-%m-%d %H:%M} (stale: "
+                         f"{', '.join(f'{s} since {t:%Y-%m-%d}' for s, t in stale.items())}): "
+                         "a portfolio needs two assets with today's prices")
+    optimizer, estimate = portfolio_optimizer(config, tuple(tradable))
+    mu = np.array([forecasts.get(s, 0.0) for s in tradable])
+    held = _stored_targets(lake, tradable)
     result = optimizer.rebalance(mu, estimate(returns, as_of), held)
-    targets = pl.DataFrame({"symbol": symbols, "mu": mu, "weight": np.array(result.weights)})
+    targets = pl.DataFrame({"symbol": tradable, "mu": mu, "weight": np.array(result.weights)})
     oos = {row["model_name"]: tracker.oos_predictions(row["run_id"])
            for row in chosen.models.iter_rows(named=True)}
     path = construct_portfolio(expected_returns(chosen, oos), returns, config)
@@ -126,17 +142,24 @@ def build_portfolio(paths: FactoryPaths, trading: TradingConfig, *,
                           cost_bps=cost_bps, periods_per_year=frequency.periods_per_year)
     lake_version = lake.data_version()
     run_id = _log(tracker, chosen, targets, as_of, result.message, report, path, lake_version,
-                  trading)
+                  trading, stale)
     # Stored last: a run that fails before this point leaves the stored targets as they were.
     _store_targets(lake, targets, as_of, result.status, result.kept_previous)
     return PortfolioRun(chosen, targets, as_of, result.message, report, path, lake_version,
-                        run_id)
+                        run_id, stale)
 
 
-def _todays_forecasts(tracker: Tracker, lake: Lake, chosen: ModelSet, symbols: list[str]
-                      ) -> tuple[np.ndarray, datetime]:
-    """Per symbol, the allocation-weighted score of the models at the latest bar."""
-    mu = np.zeros(len(symbols))
+def stale_symbols(bars: pl.DataFrame, as_of: datetime) -> dict[str, datetime]:
+    """Symbols whose last bar comes before ``as_of``, with that bar: no price to trade at."""
+    last = bars.group_by("symbol").agg(pl.col("ts").max()).filter(pl.col("ts") < as_of)
+    return dict(sorted(last.iter_rows()))
+
+
+def _todays_forecasts(tracker: Tracker, lake: Lake, chosen: ModelSet
+                      ) -> tuple[dict[str, float], datetime]:
+    """Per symbol, the allocation-weighted score of the models at the latest bar, and that
+    bar (symbols without a bar there have no forecast)."""
+    mu: dict[str, float] = {}
     as_of = None
     universes: dict[str, UniverseBars] = {}  # models of one universe share its bars, read once
     for row in chosen.models.iter_rows(named=True):
@@ -151,7 +174,7 @@ def _todays_forecasts(tracker: Tracker, lake: Lake, chosen: ModelSet, symbols: l
         latest = scored.filter(pl.col("ts") == last)
         for symbol, score in latest.select("symbol", "score").iter_rows():
             if np.isfinite(score):
-                mu[symbols.index(symbol)] += row["weight"] * score
+                mu[symbol] = mu.get(symbol, 0.0) + row["weight"] * score
         as_of = last if as_of is None else max(as_of, last)
     return mu, as_of
 
@@ -177,14 +200,15 @@ def _store_targets(lake: Lake, targets: pl.DataFrame, as_of: datetime, status: s
 
 def _log(tracker: Tracker, chosen: ModelSet, targets: pl.DataFrame, as_of: datetime,
          message: str, report: BacktestReport, path: PortfolioPath, lake_version: int,
-         trading: TradingConfig) -> str:
+         trading: TradingConfig, stale: dict[str, datetime]) -> str:
     """The portfolio's MLflow run: today's targets, the backtest's figures and pictures."""
     record = {"kind": "portfolio", **chosen.record(), "lake_version": lake_version,
               "as_of": as_of.isoformat(), "kept_previous_targets": message,
               "backtest_start": report.start.isoformat(),
               "backtest_end": report.end.isoformat(), "failures": path.failures,
               **{f"portfolio.{k}": v for k, v in trading.portfolio.model_dump().items()},
-              "targets": dict(zip(targets["symbol"], targets["weight"], strict=True))}
+              "targets": dict(zip(targets["symbol"], targets["weight"], strict=True)),
+              "stale_symbols": {s: t.isoformat() for s, t in stale.items()}}
     metrics = {**report.metrics, **path.summary(),
                "target_gross": float(targets["weight"].abs().sum()),
                "target_net": float(targets["weight"].sum())}

@@ -42,6 +42,7 @@ def test_production_set_shares_capital_by_the_selections_allocation():
     assert models.names == ["m1", "m2"]
     assert models.models["weight"].to_list() == pytest.approx([0.75, 0.25])
     assert models.description.startswith("Production set of 2")
+    assert "chose this set by these same out-of-sample returns" in models.caveat
 
 
 def test_equal_shares_before_any_selection():
@@ -61,6 +62,7 @@ def test_staging_only_when_asked_and_it_says_so():
 def test_one_named_model_whatever_its_stage():
     models = choose_models(latest({"m1": ARCHIVED, "m2": PRODUCTION}), {"m2": 1.0}, model="m1")
     assert models.names == ["m1"] and models.models["weight"].to_list() == [1.0]
+    assert models.caveat == ""
     with pytest.raises(NoModelsError, match="no registered model named 'zz'"):
         choose_models(latest({"m1": ARCHIVED}), None, model="zz")
 

@@ -61,3 +61,13 @@ def test_a_single_asset_is_refused():
     with pytest.raises(ValueError, match="at least two assets"):
         construct_portfolio(forecasts(range(5)).filter(pl.col("symbol") == "A"),
                             daily_returns(bars()), PortfolioConfig())
+
+
+def test_symbols_without_todays_bar_are_named_stale_with_their_last_bar():
+    from factory.trading.portfolio_job import stale_symbols
+
+    ragged = pl.concat([bars(), bars(300).filter(pl.col("symbol") == "A")
+                        .with_columns(pl.lit("OLD").alias("symbol"))])
+    today = ragged["ts"].max()
+    assert stale_symbols(ragged, today) == {"OLD": START + timedelta(days=299)}
+    assert stale_symbols(ragged.filter(pl.col("symbol") != "OLD"), today) == {}
