@@ -84,12 +84,14 @@ def day(tmp_path_factory):
             run_factory("smoke")
             before = selection_flow(profile="smoke")
             portfolio = portfolio_flow(profile="smoke")  # decided before the held-back bars
+            production = backtest_flow(profile="smoke")  # the Production set, no fallback
             snapshots = [snapshot_flow(replay_bars=RELEASED_PER_SNAPSHOT)
                          for _ in range(HELD_BACK // RELEASED_PER_SNAPSHOT)]
             after = selection_flow(profile="smoke")
             backtest = backtest_flow(profile="smoke", include_staging=True)
     yield {"paths": paths, "bars": bars, "before": before, "snapshots": snapshots,
-           "after": after, "backtest": backtest, "portfolio": portfolio}
+           "after": after, "backtest": backtest, "portfolio": portfolio,
+           "production": production}
     os.environ.clear()
     os.environ.update(saved)
 
@@ -174,6 +176,14 @@ def test_a_models_backtest_trades_what_its_evaluation_traded(day):
     artifacts = {a.path for a in tracker.client.list_artifacts(run.info.run_id)}
     assert {"equity_drawdown.png", "fills.parquet", "orders.parquet", "record.json"} <= artifacts
     assert run.data.params["spec_ids"] and run.data.params["lake_version"]
+
+
+def test_the_production_sets_backtest_trades_the_promoted_models_by_their_allocation(day):
+    production = day["production"]
+    assert production["models"] == sorted(day["before"]["chosen"])
+    assert production["headline"].startswith(f"Production set of {len(production['models'])}")
+    assert production["metrics"]["parity_max_abs_diff"] < 1e-9
+    assert production["metrics"]["n_fills"] > 0
 
 
 def test_the_staged_sets_backtest_says_which_set_it_traded(day):
