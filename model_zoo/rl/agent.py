@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.vec_env import DummyVecEnv
 from stable_baselines3.dqn.policies import DQNPolicy
@@ -151,6 +152,7 @@ class RLAgentModel(Model):
             agent = self.algorithm("MlpPolicy", env, learning_rate=hp["learning_rate"],
                                    gamma=hp["gamma"], policy_kwargs=self._policy_kwargs(),
                                    seed=self.config.seed, device="cpu", verbose=0, **own)
+            agent.set_logger(Logger(folder=None, output_formats=[]))  # no SB3-* folder in /tmp
             keeper = _KeepBest(self, train, valid)
             agent.learn(total_timesteps=hp["total_timesteps"], callback=keeper)
             self.policy = agent.policy.eval()
