@@ -60,12 +60,17 @@ def portfolio(
     """Today's target weights from the Production models' latest signals (mean-variance,
     factor risk model), stored in the lake; and the construction's out-of-sample backtest."""
     from factory.locking import writer_lock
-    from factory.trading.portfolio_job import build_portfolio
+    from factory.trading.model_set import NoModelsError
+    from factory.trading.portfolio_job import build_portfolio, flatten_targets
 
     paths = configure_environment()
     with writer_lock(paths, "factory portfolio", wait=wait, on_wait=notice):
-        run = build_portfolio(paths, load_config(profile).trading,
-                              include_staging=include_staging)
+        try:
+            run = build_portfolio(paths, load_config(profile).trading,
+                                  include_staging=include_staging)
+        except NoModelsError as nothing:  # unwind what was held, then say why (exit 1)
+            console.print(flatten_targets(paths, str(nothing))[1])
+            raise
     for line in run.lines():
         console.print(line)
 

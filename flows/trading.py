@@ -1,7 +1,8 @@
 """Trading flows: the event-driven backtest of a model set (``factory backtest``) and the
 portfolio (``factory portfolio``: today's target weights and the backtest of their
 construction), from the CLI or the Prefect UI; ``factory serve`` runs the portfolio after
-each daily selection.
+each daily selection. Where that selection left no model in Production the portfolio run
+completes having unwound the stored targets (``flatten_targets``), not failed.
 
 Runs are named ``backtest-<what>-<YYYYmmdd-HHMM>`` and ``portfolio-<YYYYmmdd-HHMM>`` (UTC)
 and log their headline at INFO; the markdown artifacts ``backtest`` and ``portfolio`` give
@@ -20,7 +21,8 @@ from factory.config import load_config
 from factory.locking import writer_lock
 from factory.paths import configure_environment
 from factory.trading.backtest_job import backtest_models
-from factory.trading.portfolio_job import build_portfolio
+from factory.trading.model_set import NoModelsError
+from factory.trading.portfolio_job import build_portfolio, flatten_targets
 from tasks.results import JSON_RESULTS
 
 
@@ -65,8 +67,16 @@ def portfolio_flow(profile: str = "demo", include_staging: bool = False) -> dict
     """Today's target weights (stored in the lake) and the construction's backtest."""
     paths = configure_environment()
     with writer_lock(paths, "portfolio flow"):  # it appends today's targets to the lake
-        run = build_portfolio(paths, load_config(profile).trading,
-                              include_staging=include_staging)
+        try:
+            run = build_portfolio(paths, load_config(profile).trading,
+                                  include_staging=include_staging)
+        except NoModelsError as nothing:  # the selection promoted nothing: unwind, complete
+            lines = flatten_targets(paths, str(nothing))
+            get_run_logger().info("\n".join(lines))
+            create_markdown_artifact(markdown="# Portfolio\n\n" + "\n\n".join(lines),
+                                     key="portfolio", description="No model to trade")
+            return {"lines": lines, "run_id": None, "models": [], "targets": {},
+                    "metrics": {}}
     lines = run.lines()
     get_run_logger().info("\n".join(lines))
     create_markdown_artifact(markdown="# Portfolio\n\n" + "\n\n".join(lines), key="portfolio",
