@@ -45,7 +45,8 @@ demo: install
 	@echo "Browse experiments and the registry:  make ui   then open"
 	@echo "  MLflow UI:  http://127.0.0.1:$(MLFLOW_PORT)   Prefect UI:  http://127.0.0.1:$(PREFECT_PORT)"
 	@echo "Register the deployments (factory on demand, snapshot every 5 min, selection every 24 h,"
-	@echo "lake maintenance every 7 days):  make serve"
+	@echo "the portfolio after each selection, backtest on demand, lake maintenance every 7 days):"
+	@echo "  make serve"
 
 test: install
 	$(BIN)/ruff check .

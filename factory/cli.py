@@ -420,9 +420,10 @@ def serve(
 
     where = PREFECT_UI_URL.value() or PREFECT_API_URL.value() or "a temporary Prefect API"
     console.print(f"serving factory/factory (on demand), snapshot/snapshot-5min, "
-                  "selection/selection-daily (every 24 h) and lake-maintenance/"
-                  f"lake-maintenance-weekly (every 7 days), profile {profile}, at {where}; "
-                  "stop with Ctrl-C")
+                  "selection/selection-daily (every 24 h), portfolio/portfolio-after-selection "
+                  "(when a selection-daily run completes), backtest/backtest (on demand) and "
+                  "lake-maintenance/lake-maintenance-weekly (every 7 days), profile "
+                  f"{profile}, at {where}; stop with Ctrl-C")
     stopped_by = serve_deployments(profile, replay_bars)
     console.print(f"stopped serving ({stopped_by}): any run in flight cancelled, schedules paused")
 
