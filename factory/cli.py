@@ -186,9 +186,15 @@ def run(
                     wait)
         return
     if dry_run:
+        from factory.data.lake import Lake
+        from factory.data.universe import describe_universe
         from factory.grid_report import print_grid
 
-        print_grid(console, config, _lake_universe(config, paths))
+        universe = _lake_universe(config, paths)
+        print_grid(console, config, universe)
+        if universe is not None:  # what the configs would train on, and until when
+            for line in describe_universe(config, Lake(paths.lake)).lines():
+                console.print(line, soft_wrap=True)
         return
     if dask or config.execution.dask_address:  # before the lock and Prefect: fail at once
         from flows.executors import check_dask_scheduler

@@ -73,3 +73,22 @@ def test_dry_run_on_a_lake_counts_what_its_data_can_feed(tmp_path, monkeypatch):
     assert "the full grid: 486 configurations" in result.output
     assert "on the lake's universe (AAA, BBB)" in result.output
     assert "not fed by this lake: feature set 'onchain' needs onchain" in result.output
+    assert "universe: 2 symbol(s) from lake v0" in result.output
+
+
+def test_dry_run_shows_the_span_each_symbol_keeps(tmp_path, monkeypatch):
+    from factory.data.lake import Lake
+    from factory.data.sources import synthetic_bars
+    from factory.paths import configure_environment
+
+    monkeypatch.setenv("FACTORY_HOME", str(tmp_path))
+    lake = Lake(configure_environment().lake)
+    lake.ingest_bars(synthetic_bars(symbols=("LONG",), n_bars=400, seed=1), "long.csv")
+    lake.ingest_bars(synthetic_bars(symbols=("SHORT",), n_bars=100, seed=2), "short.csv")
+    ragged = runner.invoke(app, ["run", "--profile", "smoke", "--source", "lake", "--dry-run"])
+    assert "SHORT end(s) before the out-of-sample period" in ragged.output, ragged.output
+    cut = runner.invoke(app, ["run", "--profile", "smoke", "--source", "lake", "--end",
+                              "common", "--dry-run"])
+    assert cut.exit_code == 0, cut.output
+    assert "data.end common" in cut.output and "LONG: 100 bars" in cut.output
+    assert "never tested" not in cut.output
