@@ -68,8 +68,8 @@ def portfolio(
         try:
             run = build_portfolio(paths, load_config(profile).trading,
                                   include_staging=include_staging)
-        except NoModelsError as nothing:  # unwind what was held, then say why (exit 1)
-            console.print(flatten_targets(paths, str(nothing))[1])
+        except NoModelsError:  # unwind what was held, then say why (exit 1)
+            console.print(flatten_targets(paths))
             raise
     for line in run.lines():
         console.print(line)

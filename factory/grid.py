@@ -36,8 +36,9 @@ class RunSpec(BaseModel):
     """One cell of the grid: everything that determines a trained model and its evaluation.
 
     The lake version is deliberately not part of it: training the same RunSpec on newer data
-    makes a new version of the same registered model. The span of history (``data_start``,
-    ``data_end``) is, as configured (a date or ``common``, see ``factory.data.span``).
+    makes a new version of the same registered model. The span of history is part of it as
+    configured (``data_start``, ``data_end``: a date or ``common``, see
+    ``factory.data.span``), so ``common`` keeps its id as the lake grows.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

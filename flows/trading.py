@@ -71,16 +71,14 @@ def portfolio_flow(profile: str = "demo", include_staging: bool = False) -> dict
             run = build_portfolio(paths, load_config(profile).trading,
                                   include_staging=include_staging)
         except NoModelsError as nothing:  # the selection promoted nothing: unwind, complete
-            lines = flatten_targets(paths, str(nothing))
-            get_run_logger().info("\n".join(lines))
-            create_markdown_artifact(markdown="# Portfolio\n\n" + "\n\n".join(lines),
-                                     key="portfolio", description="No model to trade")
-            return {"lines": lines, "run_id": None, "models": [], "targets": {},
-                    "metrics": {}}
-    lines = run.lines()
+            run, lines = None, [str(nothing), flatten_targets(paths)]
+        else:
+            lines = run.lines()
     get_run_logger().info("\n".join(lines))
     create_markdown_artifact(markdown="# Portfolio\n\n" + "\n\n".join(lines), key="portfolio",
                              description="Target weights and their backtest (OOS, after costs)")
+    if run is None:
+        return {"lines": lines, "run_id": None, "models": [], "targets": {}, "metrics": {}}
     return {"lines": lines, "run_id": run.run_id, "models": run.model_set.names,
             "targets": dict(zip(run.targets["symbol"], run.targets["weight"], strict=True)),
             "metrics": {**run.backtest.metrics, **run.path.summary()}}

@@ -179,8 +179,8 @@ def _todays_forecasts(tracker: Tracker, lake: Lake, chosen: ModelSet
     return mu, as_of
 
 
-def flatten_targets(paths: FactoryPaths, reason: str) -> list[str]:
-    """With no model to trade (``reason``): unwind whatever the last stored targets hold.
+def flatten_targets(paths: FactoryPaths) -> str:
+    """With no model to trade: unwind whatever the last stored targets hold.
 
     A selection that demotes every Production model leaves nothing whose signals may trade,
     so the book goes flat rather than keep the demoted models' last positions: weight 0 is
@@ -189,22 +189,22 @@ def flatten_targets(paths: FactoryPaths, reason: str) -> list[str]:
 
     Returns
     -------
-    list of str
-        What the portfolio command and flow print.
+    str
+        What was done, for the portfolio command and flow to print.
     """
     lake = Lake(paths.lake)
     if lake.version(TARGETS_TABLE) is None:
-        return [reason, "no targets stored before: nothing to unwind"]
+        return "no targets stored before: nothing to unwind"
     stored = lake.read_table(TARGETS_TABLE)
     last = stored.filter(pl.col("decided_at") == stored["decided_at"].max())
     held = sorted(last.filter(pl.col("weight") != 0.0)["symbol"].to_list())
     if not held:
-        return [reason, "the stored targets hold nothing: nothing to unwind"]
+        return "the stored targets hold nothing: nothing to unwind"
     as_of = lake.read_bars(held)["ts"].max()
     flat = pl.DataFrame({"symbol": held, "mu": [0.0] * len(held), "weight": [0.0] * len(held)})
     _store_targets(lake, flat, as_of, "no-models", kept_previous=False)
-    return [reason, f"targets set flat as of {as_of:%Y-%m-%d %H:%M} for {', '.join(held)} "
-                    "(held before): the paper account unwinds them"]
+    return (f"targets set flat as of {as_of:%Y-%m-%d %H:%M} for {', '.join(held)} "
+            "(held before): the paper account unwinds them")
 
 
 def _stored_targets(lake: Lake, symbols: list[str]) -> np.ndarray:
